@@ -1,0 +1,28 @@
+//! Where the companion finds model files and the web bundle by default.
+
+use std::path::PathBuf;
+
+/// The workspace root this binary was built from; default locations hang off it.
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Default MiniLM folder: the git-ignored copy `cargo xtask setup` fills.
+pub fn default_minilm_dir() -> PathBuf {
+    workspace_root().join("models").join("all-MiniLM-L6-v2")
+}
+
+/// Default static files: `public/`.
+pub fn default_public_dir() -> PathBuf {
+    workspace_root().join("public")
+}
+
+/// Default wasm bundle: what `cargo xtask build-web` writes.
+pub fn default_pkg_dir() -> PathBuf {
+    workspace_root().join("dist").join("pkg")
+}
+
+/// Default corpus of `relsim bench text`: the MiniLM parity inputs.
+pub fn default_text_corpus() -> PathBuf {
+    workspace_root().join("tests").join("fixtures").join("minilm").join("reference.json")
+}

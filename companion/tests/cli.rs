@@ -1,0 +1,101 @@
+//! The `relsim` binary as a user runs it: help, embed-text output, errors, and `serve`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn relsim() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_relsim"))
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn reference_embedding(text: &str) -> Vec<f32> {
+    let path = workspace().join("tests/fixtures/minilm/reference.json");
+    let reference: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let case = reference["cases"].as_array().unwrap().iter().find(|c| c["text"] == text).unwrap();
+    serde_json::from_value(case["embedding"].clone()).unwrap()
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [&["--help"][..], &["embed-text", "--help"], &["serve", "--help"], &["bench", "--help"], &["bench", "text", "--help"]] {
+        let out = relsim().args(args).output().unwrap();
+        assert!(out.status.success(), "relsim {args:?} failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Usage:"), "relsim {args:?}: {text}");
+    }
+}
+
+#[test]
+fn embed_text_prints_one_json_array_per_input() {
+    let texts = ["A cat sits on the mat.", "growth stages of {subject} from left to right", "😀"];
+    let out = relsim().arg("embed-text").args(texts).arg("--batch-size").arg("2").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), texts.len());
+    for (line, text) in lines.iter().zip(texts) {
+        let vector: Vec<f32> = serde_json::from_str(line).unwrap();
+        assert_eq!(vector.len(), 384);
+        let diff = relsim_shared::vectors::max_abs_diff(&vector, &reference_embedding(text));
+        assert!(diff <= 2e-5, "{text:?}: {diff}");
+    }
+}
+
+#[test]
+fn a_missing_model_folder_is_a_clear_error_not_a_panic() {
+    let out = relsim().args(["embed-text", "hello", "--minilm-dir", "/nonexistent/minilm"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("/nonexistent/minilm/config.json"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let out = relsim().args(["serve", "--port", "0", "--minilm-dir", "/nonexistent/minilm"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("/nonexistent/minilm") && stderr.contains("cargo xtask setup"), "{stderr}");
+}
+
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, text)
+}
+
+#[test]
+fn serve_binds_loopback_and_serves_the_page_and_the_model() {
+    let mut child = relsim().args(["serve", "--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("relsim is serving on ").unwrap_or_else(|| panic!("{line}")).to_string();
+    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let checks = || {
+        assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+        let (status, body) = get(&addr, "/api/health");
+        assert_eq!(status, 200, "{body}");
+        let (status, body) = get(&addr, "/api/models/minilm");
+        assert_eq!(status, 200);
+        for file in ["config.json", "tokenizer.json", "model.safetensors", "1_Pooling/config.json"] {
+            assert!(body.contains(file), "{body}");
+        }
+        let (status, body) = get(&addr, "/");
+        assert_eq!(status, 200);
+        assert!(body.contains("/pkg/relsim_web.js"), "{body}");
+        let (status, _) = get(&addr, "/models/minilm/1_Pooling/config.json");
+        assert_eq!(status, 200);
+        let (status, _) = get(&addr, "/models/minilm/../../Cargo.toml");
+        assert_ne!(status, 200, "path traversal must not escape the model folder");
+    };
+    let result = std::panic::catch_unwind(checks);
+    let _ = child.kill();
+    let _ = child.wait();
+    result.unwrap();
+}

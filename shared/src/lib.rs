@@ -1,0 +1,9 @@
+//! relsim-shared: what the companion and the browser app both use.
+
+pub mod error;
+pub mod protocol;
+pub mod text;
+pub mod vectors;
+pub mod weights;
+
+pub use error::{ModelError, Result};

@@ -1,0 +1,110 @@
+//! The real-browser tests and the text benchmark: start the companion, drive headless Chromium.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{bail, Context, Result};
+
+use crate::util::{apt_install, cargo, command, have, output, root, run, step, target_dir};
+
+fn ensure_chromium() -> Result<()> {
+    if std::env::var_os("CHROMIUM").is_none() && !PathBuf::from("/usr/bin/chromium").exists() {
+        step("installing Chromium (Debian package)");
+        apt_install(&["chromium"])?;
+    }
+    if !have("node") {
+        step("installing Node.js (Debian packages)");
+        apt_install(&["nodejs", "npm"])?;
+    }
+    let dir = root().join("tests/browser");
+    if !dir.join("node_modules/playwright-core").is_dir() {
+        step("installing playwright-core (npm, no browser download)");
+        run(command("npm").current_dir(&dir).args(["ci", "--no-audit", "--no-fund"]))?;
+    }
+    Ok(())
+}
+
+/// The companion serving on a free loopback port; killed on drop.
+struct Companion {
+    child: Child,
+    url: String,
+}
+
+impl Companion {
+    fn start(binary: PathBuf) -> Result<Self> {
+        let mut child = Command::new(&binary)
+            .current_dir(root())
+            .args(["serve", "--port", "0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("relsim is serving on ") {
+                        break url.trim().to_string();
+                    }
+                }
+                _ => {
+                    let _ = child.kill();
+                    bail!("the companion exited before printing its URL");
+                }
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Ok(Self { child, url })
+    }
+}
+
+impl Drop for Companion {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_page_script(binary: PathBuf, extra: &[&str]) -> Result<()> {
+    ensure_chromium()?;
+    let companion = Companion::start(binary)?;
+    let artifacts = root().join("artifacts/browser");
+    step(&format!("headless Chromium against {}", companion.url));
+    run(command("node").arg("tests/browser/minilm.mjs").arg(&companion.url).arg(&artifacts).args(extra))?;
+    println!("screenshots in {}", artifacts.display());
+    Ok(())
+}
+
+/// The browser tests, against the debug companion built by the native test step.
+pub fn run_browser_tests() -> Result<()> {
+    run_page_script(target_dir().join("debug/relsim"), &[])
+}
+
+/// Finds a Python with sentence-transformers: RELSIM_PYTHON, else python3 on PATH.
+fn reference_python() -> Option<String> {
+    let candidates = std::env::var("RELSIM_PYTHON").ok().into_iter().chain(["python3".to_string()]);
+    candidates
+        .into_iter()
+        .find(|py| output(Command::new(py).args(["-c", "import sentence_transformers, torch"])).is_some())
+}
+
+/// Sentences/s natively beside sentence-transformers, then the browser's per-query latency.
+pub fn bench_text() -> Result<()> {
+    crate::setup::setup(None)?;
+    cargo(&["build", "--release", "-p", "relsim-companion"])?;
+    let relsim = target_dir().join("release/relsim");
+    step("native: relsim (burn ndarray backend)");
+    run(command(&relsim).args(["bench", "text"]))?;
+    match reference_python() {
+        Some(py) => {
+            step(&format!("reference: sentence-transformers ({py})"));
+            run(command(&py).arg("tests/fixtures/minilm/bench_reference.py").arg(crate::setup::minilm_dir()))?;
+        }
+        None => println!("(no Python with sentence-transformers found: set RELSIM_PYTHON to compare)"),
+    }
+    crate::setup::build_web()?;
+    run_page_script(relsim, &["--bench"])
+}

@@ -1,0 +1,55 @@
+//! Project tasks. `cargo xtask demo` and `cargo xtask test` are the README's two commands; both
+//! install what is missing first.
+
+mod browser;
+mod setup;
+mod util;
+
+use anyhow::{bail, Result};
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+  setup [--minilm DIR]   install what is missing: wasm32 target, wasm-bindgen-cli at the
+                         Cargo.lock version, wasm-opt, the MiniLM weights (models/)
+  build-web              build the browser app into dist/pkg
+  demo [--port P]        set up, build, and start the companion; prints the URL
+  test                   set up and run every test, the headless-Chromium browser test included
+  bench text             sentences/s natively (and sentence-transformers when a Python
+                         reference environment is found) and the browser's per-query latency
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flag = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    match args.first().map(String::as_str) {
+        Some("setup") => setup::setup(flag("--minilm").map(Into::into)),
+        Some("build-web") => setup::build_web(),
+        Some("demo") => demo(flag("--port")),
+        Some("test") => test(),
+        Some("bench") if args.get(1).map(String::as_str) == Some("text") => browser::bench_text(),
+        Some("help") | Some("--help") | Some("-h") | None => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        Some(other) => bail!("unknown task `{other}`\n{USAGE}"),
+    }
+}
+
+fn demo(port: Option<String>) -> Result<()> {
+    setup::setup(None)?;
+    setup::build_web()?;
+    util::cargo(&["build", "--release", "-p", "relsim-companion"])?;
+    let port = port.unwrap_or_else(|| "8737".into());
+    println!("starting the companion; open the URL below (Ctrl-C stops it)");
+    util::run(util::command(util::target_dir().join("release/relsim")).args(["serve", "--port", &port]))
+}
+
+fn test() -> Result<()> {
+    setup::setup(None)?;
+    util::step("native tests");
+    util::cargo(&["test", "--workspace", "--exclude", "relsim-web"])?;
+    setup::build_web()?;
+    util::cargo(&["build", "-p", "relsim-companion"])?;
+    browser::run_browser_tests()
+}
