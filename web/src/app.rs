@@ -69,6 +69,10 @@ pub fn App() -> impl IntoView {
         }
         let ticket = generation.get_value() + 1;
         generation.set_value(ticket);
+        if sentence.trim().is_empty() {
+            set_result.set(None);
+            return;
+        }
         spawn_local(async move {
             gloo::timers::future::TimeoutFuture::new(DEBOUNCE_MS).await;
             if generation.get_value() != ticket {

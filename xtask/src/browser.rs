@@ -6,23 +6,14 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{apt_install, cargo, command, have, output, root, run, step, target_dir};
+use crate::util::{apt_install, cargo, command, output, root, run, step, target_dir};
 
 fn ensure_chromium() -> Result<()> {
     if std::env::var_os("CHROMIUM").is_none() && !PathBuf::from("/usr/bin/chromium").exists() {
         step("installing Chromium (Debian package)");
         apt_install(&["chromium"])?;
     }
-    if !have("node") {
-        step("installing Node.js (Debian packages)");
-        apt_install(&["nodejs", "npm"])?;
-    }
-    let dir = root().join("tests/browser");
-    if !dir.join("node_modules/playwright-core").is_dir() {
-        step("installing playwright-core (npm, no browser download)");
-        run(command("npm").current_dir(&dir).args(["ci", "--no-audit", "--no-fund"]))?;
-    }
-    Ok(())
+    crate::setup::ensure_node_tools()
 }
 
 /// The companion serving on a free loopback port; killed on drop.

@@ -11,7 +11,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
   setup [--minilm DIR]   install what is missing: wasm32 target, wasm-bindgen-cli at the
-                         Cargo.lock version, wasm-opt, the MiniLM weights (models/)
+                         Cargo.lock version, npm tools (wasm-opt, playwright-core), the
+                         MiniLM weights (models/)
   build-web              build the browser app into dist/pkg
   demo [--port P]        set up, build, and start the companion; prints the URL
   test                   set up and run every test, the headless-Chromium browser test included
@@ -49,6 +50,9 @@ fn test() -> Result<()> {
     setup::setup(None)?;
     util::step("native tests");
     util::cargo(&["test", "--workspace", "--exclude", "relsim-web"])?;
+    // The GPU backends must keep compiling even where no GPU runs them.
+    util::step("the companion compiles with the wgpu and cuda backends");
+    util::cargo(&["check", "-p", "relsim-companion", "--features", "wgpu,cuda"])?;
     setup::build_web()?;
     util::cargo(&["build", "-p", "relsim-companion"])?;
     browser::run_browser_tests()

@@ -29,7 +29,7 @@ const MINILM_FILES: [(&str, &str); 5] = [
 pub fn setup(minilm_from: Option<PathBuf>) -> Result<()> {
     ensure_wasm_target()?;
     ensure_wasm_bindgen()?;
-    ensure_wasm_opt();
+    ensure_node_tools()?;
     ensure_minilm(minilm_from)
 }
 
@@ -67,14 +67,19 @@ fn ensure_wasm_bindgen() -> Result<()> {
     Ok(())
 }
 
-/// wasm-opt shrinks the bundle; without it the app still works, only larger.
-fn ensure_wasm_opt() {
-    if !have("wasm-opt") {
-        step("installing wasm-opt (Debian package binaryen)");
-        if let Err(e) = apt_install(&["binaryen"]) {
-            println!("warning: {e:#}; the wasm bundle will not be size-optimised");
-        }
+/// The npm tools in the root package.json: wasm-opt (binaryen, newer than Debian's, which breaks
+/// wasm-bindgen's externref table) and playwright-core (drives Debian's Chromium; downloads nothing).
+pub fn ensure_node_tools() -> Result<()> {
+    if !have("npm") {
+        step("installing Node.js and npm (Debian packages)");
+        apt_install(&["nodejs", "npm"])?;
     }
+    let installed = ["binaryen", "playwright-core"].iter().all(|p| root().join("node_modules").join(p).is_dir());
+    if !installed {
+        step("installing wasm-opt and playwright-core (npm ci)");
+        run(command("npm").args(["ci", "--no-audit", "--no-fund"]))?;
+    }
+    Ok(())
 }
 
 fn sha256_file(path: &Path) -> Result<String> {
@@ -174,14 +179,16 @@ pub fn build_web() -> Result<()> {
     let _ = std::fs::remove_dir_all(&out);
     run(command("wasm-bindgen").args(["--target", "web", "--no-typescript", "--out-dir"]).arg(&out).arg(&wasm))?;
     let bundle = out.join("relsim_web_bg.wasm");
-    if have("wasm-opt") && std::env::var_os("RELSIM_NO_WASM_OPT").is_none() {
-        step("wasm-opt -Oz");
-        run(command("wasm-opt")
-            .args(["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext", "--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue", "-o"])
+    if std::env::var_os("RELSIM_NO_WASM_OPT").is_none() {
+        ensure_node_tools()?;
+        step("wasm-opt -Oz (binaryen from npm)");
+        run(command(root().join("node_modules/.bin/wasm-opt"))
+            .args(["-Oz", "--enable-bulk-memory", "--enable-nontrapping-float-to-int", "--enable-sign-ext"])
+            .args(["--enable-mutable-globals", "--enable-reference-types", "--enable-multivalue", "-o"])
             .arg(&bundle)
             .arg(&bundle))?;
     }
     let size = std::fs::metadata(&bundle)?.len();
-    println!("wasm bundle: {} ({:.1} MB)", bundle.display(), size as f64 / 1e6);
+    println!("wasm bundle: {} ({:.2} MB)", bundle.display(), size as f64 / 1e6);
     Ok(())
 }
