@@ -6,10 +6,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use relsim_shared::image::preprocess::{decode_rgb, PreprocessMode};
 use relsim_shared::text::minilm::MiniLm;
 
 use crate::backend::{with_backend, BackendKind};
 use crate::paths;
+use crate::qwen::relsim::{EncoderFiles, RelsimEncoder};
 
 /// relsim: relational visual similarity, on your own machine.
 #[derive(Debug, Parser)]
@@ -37,6 +39,23 @@ pub enum Command {
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
     },
+    /// Embed images with the relsim encoder (Qwen2.5-VL + relsim adapter); prints one JSON line per image.
+    EmbedImage {
+        #[command(flatten)]
+        model: QwenArgs,
+        /// The images.
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// The relsim similarity (cosine of the two embeddings) of two images.
+    Score {
+        #[command(flatten)]
+        model: QwenArgs,
+        /// First image.
+        first: PathBuf,
+        /// Second image.
+        second: PathBuf,
+    },
     /// Benchmarks (numbers, not tests).
     Bench {
         #[command(subcommand)]
@@ -57,6 +76,57 @@ pub enum Command {
         #[arg(long, default_value_os_t = paths::default_pkg_dir())]
         pkg_dir: PathBuf,
     },
+}
+
+/// Where the relsim encoder's files are and how to run it.
+#[derive(Debug, clap::Args)]
+pub struct QwenArgs {
+    /// The Qwen2.5-VL-7B-Instruct folder (config.json, safetensors shards, tokenizer).
+    #[arg(long, env = "RELSIM_QWEN_BASE")]
+    pub base: PathBuf,
+    /// The relsim adapter folder (adapter_config.json, adapter_model.safetensors, projection_and_config.pt).
+    #[arg(long, env = "RELSIM_QWEN_ADAPTER")]
+    pub adapter: PathBuf,
+    /// Tokenizer file, if not BASE/tokenizer.json (a .gz is decompressed).
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// native: the image at its own size (the official scorer); train: centre square at 448x448 (the official training).
+    #[arg(long, value_enum, default_value_t = Preprocess::Native)]
+    pub preprocess: Preprocess,
+    /// Compute backend.
+    #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
+    pub backend: BackendKind,
+}
+
+/// How images are fitted before the vision tower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preprocess {
+    Native,
+    Train,
+}
+
+impl From<Preprocess> for PreprocessMode {
+    fn from(p: Preprocess) -> Self {
+        match p {
+            Preprocess::Native => PreprocessMode::Native,
+            Preprocess::Train => PreprocessMode::Train,
+        }
+    }
+}
+
+/// Loads the encoder and embeds each image in turn, handing each vector to `each`.
+fn embed_images(args: &QwenArgs, images: &[PathBuf], each: &mut dyn FnMut(&std::path::Path, Vec<f32>) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let files = EncoderFiles { base: args.base.clone(), adapter: args.adapter.clone(), tokenizer: args.tokenizer.clone(), image_config: None };
+    with_backend!(args.backend, |device: B| {
+        let encoder = RelsimEncoder::<B>::load(&files, &device)?;
+        for path in images {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let name = path.display().to_string();
+            let image = decode_rgb(&bytes, &name)?;
+            each(path, encoder.embed(&image, args.preprocess.into(), &name)?)?;
+        }
+        Ok(())
+    })
 }
 
 /// The benchmarks.
@@ -84,6 +154,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::EmbedText { texts, minilm_dir, backend, batch_size } => {
             embed_text(&texts, &minilm_dir, backend, batch_size.max(1))
+        }
+        Command::EmbedImage { model, images } => {
+            let mut out = std::io::stdout().lock();
+            embed_images(&model, &images, &mut |path, embedding| {
+                serde_json::to_writer(&mut out, &serde_json::json!({ "image": path.display().to_string(), "embedding": embedding }))?;
+                writeln!(out)?;
+                Ok(())
+            })
+        }
+        Command::Score { model, first, second } => {
+            let mut vectors = Vec::new();
+            embed_images(&model, &[first, second], &mut |_, v| {
+                vectors.push(v);
+                Ok(())
+            })?;
+            println!("{:.6}", relsim_shared::vectors::cosine(&vectors[0], &vectors[1]));
+            Ok(())
         }
         Command::Bench { which: BenchCommand::Text { minilm_dir, corpus, backend, seconds } } => {
             crate::bench::bench_text(&minilm_dir, &corpus, backend, seconds)

@@ -1,10 +1,6 @@
 //! `relsim`: the relsim companion binary.
 
-mod backend;
-mod bench;
-mod cli;
-mod paths;
-mod server;
+use relsim_companion::cli;
 
 use clap::Parser;
 

@@ -22,7 +22,15 @@ fn reference_embedding(text: &str) -> Vec<f32> {
 
 #[test]
 fn every_subcommand_has_help() {
-    for args in [&["--help"][..], &["embed-text", "--help"], &["serve", "--help"], &["bench", "--help"], &["bench", "text", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["embed-text", "--help"],
+        &["embed-image", "--help"],
+        &["score", "--help"],
+        &["serve", "--help"],
+        &["bench", "--help"],
+        &["bench", "text", "--help"],
+    ] {
         let out = relsim().args(args).output().unwrap();
         assert!(out.status.success(), "relsim {args:?} failed");
         let text = String::from_utf8(out.stdout).unwrap();
@@ -98,4 +106,46 @@ fn serve_binds_loopback_and_serves_the_page_and_the_model() {
     let _ = child.kill();
     let _ = child.wait();
     result.unwrap();
+}
+
+fn qwen_args(cmd: &mut Command) -> &mut Command {
+    let q = workspace().join("tests/fixtures/qwen");
+    cmd.arg("--base").arg(q.join("tiny_b")).arg("--adapter").arg(q.join("tiny_b/adapter"));
+    cmd.arg("--tokenizer").arg(q.join("tokenizer/tokenizer.json.gz"))
+}
+
+#[test]
+fn embed_image_prints_json_lines_and_a_batch_equals_single_images() {
+    let q = workspace().join("tests/fixtures/qwen/images");
+    let (a, b) = (q.join("gradient_56x84.png"), q.join("noise_101x75.png"));
+    let run = |images: &[&PathBuf], mode: &str| -> Vec<serde_json::Value> {
+        let mut cmd = relsim();
+        cmd.arg("embed-image").args(["--preprocess", mode]);
+        let out = qwen_args(&mut cmd).args(images).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let both = run(&[&a, &b], "native");
+    assert_eq!(both.len(), 2);
+    assert_eq!(both[0]["embedding"].as_array().unwrap().len(), 384);
+    assert_eq!(both[0], run(&[&a], "native")[0]);
+    assert_eq!(both[1], run(&[&b], "native")[0]);
+    let train = run(&[&b], "train");
+    assert_ne!(train[0]["embedding"], both[1]["embedding"], "train and native preprocessing must differ");
+}
+
+#[test]
+fn score_prints_the_cosine_of_two_images() {
+    let q = workspace().join("tests/fixtures/qwen/images");
+    let mut cmd = relsim();
+    cmd.arg("score");
+    let out = qwen_args(&mut cmd).arg(q.join("gradient_56x84.png")).arg(q.join("gradient_56x84.png")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let same: f32 = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
+    assert!((same - 1.0).abs() < 1e-5, "{same}");
+    let mut cmd = relsim();
+    cmd.arg("score");
+    let out = qwen_args(&mut cmd).arg(q.join("gradient_56x84.png")).arg(q.join("noise_101x75.png")).output().unwrap();
+    let other: f32 = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
+    assert!(other < 0.9999 && other > -1.0001, "{other}");
 }

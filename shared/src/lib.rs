@@ -1,6 +1,7 @@
 //! relsim-shared: what the companion and the browser app both use.
 
 pub mod error;
+pub mod image;
 pub mod protocol;
 pub mod text;
 pub mod vectors;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::error::{ModelError, Result};
-use crate::weights::TensorFile;
+use crate::weights::{TensorFile, Weights};
 
 /// File names of a sentence-transformers model folder, relative to the folder.
 pub const CONFIG_FILE: &str = "config.json";
@@ -189,15 +189,15 @@ impl<B: Backend> BertModel<B> {
                 let p = format!("{root}encoder.layer.{i}");
                 Ok(BertLayer {
                     attention: BertAttention {
-                        query: weights.linear(&format!("{p}.attention.self.query"), d, d, device)?,
-                        key: weights.linear(&format!("{p}.attention.self.key"), d, d, device)?,
-                        value: weights.linear(&format!("{p}.attention.self.value"), d, d, device)?,
-                        output: weights.linear(&format!("{p}.attention.output.dense"), d, d, device)?,
+                        query: weights.linear(&format!("{p}.attention.self.query"), d, d, true, device)?,
+                        key: weights.linear(&format!("{p}.attention.self.key"), d, d, true, device)?,
+                        value: weights.linear(&format!("{p}.attention.self.value"), d, d, true, device)?,
+                        output: weights.linear(&format!("{p}.attention.output.dense"), d, d, true, device)?,
                         output_norm: weights.layer_norm(&format!("{p}.attention.output.LayerNorm"), d, eps, device)?,
                         num_heads: config.num_attention_heads,
                     },
-                    intermediate: weights.linear(&format!("{p}.intermediate.dense"), d, config.intermediate_size, device)?,
-                    output: weights.linear(&format!("{p}.output.dense"), config.intermediate_size, d, device)?,
+                    intermediate: weights.linear(&format!("{p}.intermediate.dense"), d, config.intermediate_size, true, device)?,
+                    output: weights.linear(&format!("{p}.output.dense"), config.intermediate_size, d, true, device)?,
                     output_norm: weights.layer_norm(&format!("{p}.output.LayerNorm"), d, eps, device)?,
                 })
             })

@@ -1,0 +1,9 @@
+//! relsim-companion: the native side of relsim — encoders, CLI and the local server.
+
+pub mod backend;
+pub mod bench;
+pub mod cli;
+pub mod paths;
+pub mod qwen;
+pub mod server;
+pub mod weights;

@@ -1,0 +1,181 @@
+//! The Qwen2 language model with M-RoPE, and LoRA on the attention projections.
+
+use burn::module::Module;
+use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::tensor::activation::{silu, softmax};
+use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use relsim_shared::weights::Weights;
+
+use super::config::TextConfig;
+use super::rope;
+
+/// A low-rank update `scale · B(A x)` added to a frozen projection.
+#[derive(Module, Debug)]
+pub struct Lora<B: Backend> {
+    pub a: Linear<B>,
+    pub b: Linear<B>,
+    pub scale: f32,
+}
+
+/// A linear projection with an optional LoRA update, as PEFT computes it (unmerged).
+#[derive(Module, Debug)]
+pub struct LoraLinear<B: Backend> {
+    pub base: Linear<B>,
+    pub lora: Option<Lora<B>>,
+}
+
+impl<B: Backend> LoraLinear<B> {
+    /// `W x + b + scale · B(A x)`.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let base = self.base.forward(x.clone());
+        match &self.lora {
+            Some(l) => base + l.b.forward(l.a.forward(x)).mul_scalar(l.scale),
+            None => base,
+        }
+    }
+}
+
+/// Grouped-query self-attention with M-RoPE.
+#[derive(Module, Debug)]
+pub struct Attention<B: Backend> {
+    pub q_proj: LoraLinear<B>,
+    pub k_proj: Linear<B>,
+    pub v_proj: LoraLinear<B>,
+    pub o_proj: Linear<B>,
+    pub num_heads: usize,
+    pub num_kv_heads: usize,
+}
+
+impl<B: Backend> Attention<B> {
+    /// `x` `[1, S, H]`, rotary tables `[S, head_dim]`, additive causal mask `[S, S]`.
+    pub fn forward(&self, x: Tensor<B, 3>, cos: &Tensor<B, 2>, sin: &Tensor<B, 2>, mask: &Tensor<B, 2>) -> Tensor<B, 3> {
+        let [b, s, h] = x.dims();
+        let hd = h / self.num_heads;
+        let rep = self.num_heads / self.num_kv_heads;
+        let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2);
+        let (cos4, sin4) = (cos.clone().unsqueeze::<4>(), sin.clone().unsqueeze::<4>());
+        let q = rope::apply(heads(self.q_proj.forward(x.clone()), self.num_heads), cos4.clone(), sin4.clone());
+        let k = rope::apply(heads(self.k_proj.forward(x.clone()), self.num_kv_heads), cos4, sin4);
+        let v = heads(self.v_proj.forward(x), self.num_kv_heads);
+        // Each key/value head serves `rep` consecutive query heads.
+        let expand = |t: Tensor<B, 4>| t.unsqueeze_dim::<5>(2).repeat_dim(2, rep).reshape([b, self.num_heads, s, hd]);
+        let scores = q.matmul(expand(k).swap_dims(2, 3)).div_scalar((hd as f32).sqrt()) + mask.clone().unsqueeze::<4>();
+        let out = softmax(scores, 3).matmul(expand(v)).swap_dims(1, 2).reshape([b, s, h]);
+        self.o_proj.forward(out)
+    }
+}
+
+/// SwiGLU feed-forward without biases.
+#[derive(Module, Debug)]
+pub struct Mlp<B: Backend> {
+    pub gate_proj: Linear<B>,
+    pub up_proj: Linear<B>,
+    pub down_proj: Linear<B>,
+}
+
+/// One decoder layer.
+#[derive(Module, Debug)]
+pub struct DecoderLayer<B: Backend> {
+    pub input_layernorm: RmsNorm<B>,
+    pub self_attn: Attention<B>,
+    pub post_attention_layernorm: RmsNorm<B>,
+    pub mlp: Mlp<B>,
+}
+
+/// LoRA factors for one layer's q_proj and v_proj, as loaded from an adapter.
+pub struct LayerLora<B: Backend> {
+    pub q: Option<Lora<B>>,
+    pub v: Option<Lora<B>>,
+}
+
+/// The decoder: token embeddings, layers, final norm (the LM head is never needed).
+#[derive(Module, Debug)]
+pub struct LanguageModel<B: Backend> {
+    pub embed_tokens: Embedding<B>,
+    pub layers: Vec<DecoderLayer<B>>,
+    pub norm: RmsNorm<B>,
+    pub head_dim: usize,
+    pub rope_theta: f64,
+    pub mrope_section: [usize; 3],
+}
+
+impl<B: Backend> LanguageModel<B> {
+    /// Builds the decoder from `{prefix}layers.N…` and `{prefix}norm`, with `embed_tokens` given
+    /// (the base's rows or the adapter's resized table) and one LoRA entry per layer.
+    pub fn from_weights(
+        config: &TextConfig,
+        w: &impl Weights,
+        prefix: &str,
+        embed_tokens: Embedding<B>,
+        mut lora: Vec<LayerLora<B>>,
+        device: &B::Device,
+    ) -> relsim_shared::Result<Self> {
+        let (h, eps) = (config.hidden_size, config.rms_norm_eps);
+        let kv = config.num_key_value_heads * config.head_dim();
+        lora.resize_with(config.num_hidden_layers, || LayerLora { q: None, v: None });
+        let layers = lora
+            .into_iter()
+            .enumerate()
+            .map(|(i, lora)| {
+                let p = format!("{prefix}layers.{i}");
+                Ok(DecoderLayer {
+                    input_layernorm: w.rms_norm(&format!("{p}.input_layernorm"), h, eps, device)?,
+                    self_attn: Attention {
+                        q_proj: LoraLinear { base: w.linear(&format!("{p}.self_attn.q_proj"), h, h, true, device)?, lora: lora.q },
+                        k_proj: w.linear(&format!("{p}.self_attn.k_proj"), h, kv, true, device)?,
+                        v_proj: LoraLinear { base: w.linear(&format!("{p}.self_attn.v_proj"), h, kv, true, device)?, lora: lora.v },
+                        o_proj: w.linear(&format!("{p}.self_attn.o_proj"), h, h, false, device)?,
+                        num_heads: config.num_attention_heads,
+                        num_kv_heads: config.num_key_value_heads,
+                    },
+                    post_attention_layernorm: w.rms_norm(&format!("{p}.post_attention_layernorm"), h, eps, device)?,
+                    mlp: Mlp {
+                        gate_proj: w.linear(&format!("{p}.mlp.gate_proj"), h, config.intermediate_size, false, device)?,
+                        up_proj: w.linear(&format!("{p}.mlp.up_proj"), h, config.intermediate_size, false, device)?,
+                        down_proj: w.linear(&format!("{p}.mlp.down_proj"), config.intermediate_size, h, false, device)?,
+                    },
+                })
+            })
+            .collect::<relsim_shared::Result<Vec<_>>>()?;
+        Ok(Self {
+            embed_tokens,
+            layers,
+            norm: w.rms_norm(&format!("{prefix}norm"), h, eps, device)?,
+            head_dim: config.head_dim(),
+            rope_theta: config.rope_theta,
+            mrope_section: config.mrope_section,
+        })
+    }
+
+    /// Token embeddings `[1, S, H]`, the `<|image_pad|>` run starting at `start` replaced by
+    /// the image features, in order.
+    pub fn embed(&self, input_ids: &[u32], image: Option<(Tensor<B, 2>, usize)>) -> Tensor<B, 3> {
+        let device = self.embed_tokens.weight.device();
+        let ids: Vec<i64> = input_ids.iter().map(|&i| i64::from(i)).collect();
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, input_ids.len()]), &device);
+        let mut x = self.embed_tokens.forward(ids).squeeze_dim::<2>(0);
+        if let Some((features, start)) = image {
+            let [n, h] = features.dims();
+            x = x.slice_assign([start..start + n, 0..h], features);
+        }
+        x.unsqueeze::<3>()
+    }
+
+    /// Final hidden states `[1, S, H]` (after the last RMSNorm) for `embeds` at M-RoPE `position_ids`.
+    pub fn forward(&self, embeds: Tensor<B, 3>, position_ids: &[Vec<i64>; 3]) -> Tensor<B, 3> {
+        let device = embeds.device();
+        let s = embeds.dims()[1];
+        let (cos, sin) = rope::mrope_tables::<B>(position_ids, self.head_dim, self.rope_theta, self.mrope_section, &device);
+        let causal: Vec<f32> = (0..s * s).map(|i| if i % s > i / s { f32::NEG_INFINITY } else { 0.0 }).collect();
+        let mask = Tensor::<B, 2>::from_data(TensorData::new(causal, [s, s]), &device);
+        let mut x = embeds;
+        for layer in &self.layers {
+            let attn = layer.self_attn.forward(layer.input_layernorm.forward(x.clone()), &cos, &sin, &mask);
+            x = x + attn;
+            let h = layer.post_attention_layernorm.forward(x.clone());
+            let mlp = &layer.mlp;
+            x = x + mlp.down_proj.forward(silu(mlp.gate_proj.forward(h.clone())) * mlp.up_proj.forward(h));
+        }
+        self.norm.forward(x)
+    }
+}

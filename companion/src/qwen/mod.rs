@@ -1,0 +1,9 @@
+//! The relsim image encoder: Qwen2.5-VL (vision tower + language model) with the relsim LoRA,
+//! the `<|query|>` token and the projection to MiniLM's 384-d space.
+
+pub mod config;
+pub mod language;
+pub mod prompt;
+pub mod relsim;
+pub mod rope;
+pub mod vision;

@@ -1,0 +1,229 @@
+//! The relsim encoder: image → Qwen2.5-VL → last hidden state at `<|query|>` → projection → L2.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use burn::module::Param;
+use burn::nn::{Embedding, Linear};
+use burn::tensor::{backend::Backend, Tensor, TensorData};
+use image::RgbImage;
+use relsim_shared::image::preprocess::{self, PixelValues, PreprocessMode, QwenImageConfig};
+use relsim_shared::text::minilm::l2_normalize;
+use relsim_shared::weights::Weights;
+
+use super::config::QwenConfig;
+use super::language::{LanguageModel, LayerLora, Lora};
+use super::prompt::Prompt;
+use super::rope;
+use super::vision::VisionTower;
+use crate::weights::MappedWeights;
+
+/// Key prefixes of the two checkpoint layouts.
+struct Layout {
+    vision: &'static str,
+    language: &'static str,
+}
+
+/// The hub layout (`visual.*`, `model.layers.*`) or the newer one (`model.visual.*`, `model.language_model.*`).
+fn detect_layout(weights: &MappedWeights) -> anyhow::Result<Layout> {
+    if weights.contains("model.language_model.embed_tokens.weight") {
+        Ok(Layout { vision: "model.visual.", language: "model.language_model." })
+    } else if weights.contains("model.embed_tokens.weight") {
+        Ok(Layout { vision: "visual.", language: "model." })
+    } else {
+        bail!("{}: neither `model.embed_tokens.weight` nor `model.language_model.embed_tokens.weight`: not a Qwen2.5-VL checkpoint", weights.describe())
+    }
+}
+
+/// The LoRA settings of `adapter_config.json`.
+#[derive(Debug, serde::Deserialize)]
+struct AdapterConfig {
+    r: usize,
+    lora_alpha: f64,
+    #[serde(default)]
+    use_rslora: bool,
+    #[serde(default)]
+    use_dora: bool,
+}
+
+/// Everything the encoder computes for one image; tests compare each stage.
+pub struct Trace<B: Backend> {
+    pub input_ids: Vec<u32>,
+    pub pixels: PixelValues,
+    pub position_ids: [Vec<i64>; 3],
+    pub query_index: usize,
+    pub patch_states: Tensor<B, 2>,
+    pub image_features: Tensor<B, 2>,
+    pub query_hidden: Tensor<B, 1>,
+    pub embedding: Tensor<B, 1>,
+}
+
+/// Where to find the encoder's files.
+#[derive(Debug, Clone)]
+pub struct EncoderFiles {
+    /// The Qwen2.5-VL folder (config.json, safetensors, tokenizer, preprocessor config).
+    pub base: PathBuf,
+    /// The relsim adapter folder (adapter_config.json, adapter_model.safetensors, projection_and_config.pt).
+    pub adapter: PathBuf,
+    /// Tokenizer file; default `base/tokenizer.json`.
+    pub tokenizer: Option<PathBuf>,
+    /// Image processor settings; default `base/preprocessor_config.json` or the Qwen defaults.
+    pub image_config: Option<QwenImageConfig>,
+}
+
+/// The relsim image encoder.
+pub struct RelsimEncoder<B: Backend> {
+    pub config: QwenConfig,
+    pub vision: VisionTower<B>,
+    pub language: LanguageModel<B>,
+    pub projection: Linear<B>,
+    pub prompt: Prompt,
+    pub image_config: QwenImageConfig,
+    device: B::Device,
+}
+
+/// Reads the projection `Linear(hidden → out)` from `projection_and_config.pt` (torch pickle).
+fn load_projection<B: Backend>(path: &Path, hidden: usize, device: &B::Device) -> anyhow::Result<Linear<B>> {
+    let reader = burn_store::pytorch::PytorchReader::with_top_level_key(path, "projection")
+        .map_err(|e| anyhow::anyhow!("{}: cannot read the `projection` entry: {e}", path.display()))?;
+    let read = |key: &str| -> anyhow::Result<(Vec<f32>, Vec<usize>)> {
+        let snapshot = reader.get(key).with_context(|| format!("{}: `projection` has no `{key}`", path.display()))?;
+        let data = snapshot.to_data().map_err(|e| anyhow::anyhow!("{}: reading projection.{key}: {e:?}", path.display()))?;
+        let shape = data.shape.to_vec();
+        let values = data.convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("{}: projection.{key}: {e:?}", path.display()))?;
+        Ok((values, shape))
+    };
+    let (weight, wshape) = read("weight")?;
+    let (bias, bshape) = read("bias")?;
+    if wshape.len() != 2 || wshape[1] != hidden || bshape != [wshape[0]] {
+        bail!("{}: projection weight {wshape:?} / bias {bshape:?} do not fit hidden size {hidden}", path.display());
+    }
+    let out = wshape[0];
+    Ok(Linear {
+        weight: Param::from_tensor(Tensor::<B, 2>::from_data(TensorData::new(weight, [out, hidden]), device).transpose()),
+        bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [out]), device))),
+    })
+}
+
+impl<B: Backend> RelsimEncoder<B> {
+    /// Loads the base model, applies the adapter and reads the projection.
+    pub fn load(files: &EncoderFiles, device: &B::Device) -> anyhow::Result<Self> {
+        let base = &files.base;
+        let config_path = base.join("config.json");
+        let config_text = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
+        let config = QwenConfig::from_json(&config_text, &config_path.display().to_string())?;
+        let weights = MappedWeights::open_dir(base)?;
+        let layout = detect_layout(&weights)?;
+        let prompt = Prompt::load(&files.tokenizer.clone().unwrap_or_else(|| base.join("tokenizer.json")))?;
+        let image_config = match &files.image_config {
+            Some(c) => c.clone(),
+            None => match std::fs::read(base.join("preprocessor_config.json")) {
+                Ok(bytes) => QwenImageConfig::from_json(&bytes).with_context(|| format!("parsing {}", base.join("preprocessor_config.json").display()))?,
+                Err(_) => QwenImageConfig::default(),
+            },
+        };
+
+        // The adapter: LoRA factors, maybe the resized embedding table, and the projection.
+        let adapter = &files.adapter;
+        let adapter_config_path = adapter.join("adapter_config.json");
+        let adapter_config: AdapterConfig = serde_json::from_str(
+            &std::fs::read_to_string(&adapter_config_path).with_context(|| format!("reading {}", adapter_config_path.display()))?,
+        )
+        .with_context(|| format!("parsing {}", adapter_config_path.display()))?;
+        if adapter_config.use_dora {
+            bail!("{}: DoRA adapters are not supported", adapter_config_path.display());
+        }
+        let scale = if adapter_config.use_rslora {
+            adapter_config.lora_alpha / (adapter_config.r as f64).sqrt()
+        } else {
+            adapter_config.lora_alpha / adapter_config.r as f64
+        } as f32;
+        let adapter_weights = MappedWeights::open(&[adapter.join("adapter_model.safetensors")], adapter.join("adapter_model.safetensors").display().to_string())?;
+        let lora_prefix = ["base_model.model.model.language_model.", "base_model.model.model."]
+            .into_iter()
+            .find(|p| adapter_weights.contains(&format!("{p}layers.0.self_attn.q_proj.lora_A.weight")) || adapter_weights.contains(&format!("{p}embed_tokens.weight")))
+            .with_context(|| format!("{}: no LoRA weights for the language model under PEFT's key names", adapter_weights.describe()))?;
+        let text = &config.text;
+        let misfit = || format!("the adapter in {} does not fit the base model in {} (made for another base model?)", adapter.display(), base.display());
+        let kv = text.num_key_value_heads * text.head_dim();
+        let lora = (0..text.num_hidden_layers)
+            .map(|i| {
+                let one = |module: &str, out: usize| -> anyhow::Result<Option<Lora<B>>> {
+                    let key = format!("{lora_prefix}layers.{i}.self_attn.{module}");
+                    if !adapter_weights.contains(&format!("{key}.lora_A.weight")) {
+                        return Ok(None);
+                    }
+                    let r = adapter_config.r;
+                    Ok(Some(Lora {
+                        a: adapter_weights.linear(&format!("{key}.lora_A"), text.hidden_size, r, false, device).with_context(misfit)?,
+                        b: adapter_weights.linear(&format!("{key}.lora_B"), r, out, false, device).with_context(misfit)?,
+                        scale,
+                    }))
+                };
+                Ok(LayerLora { q: one("q_proj", text.hidden_size)?, v: one("v_proj", kv)? })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if lora.iter().all(|l| l.q.is_none() && l.v.is_none()) {
+            bail!("{}: no q_proj/v_proj LoRA weights found", adapter_weights.describe());
+        }
+
+        // PEFT saves the embedding resized to the tokenizer with <|query|>; without it, the
+        // base table is cut (or must already reach) to that length, as resize_token_embeddings does.
+        let rows = prompt.len();
+        let adapter_embed = format!("{lora_prefix}embed_tokens.weight");
+        let embed_tokens = if adapter_weights.contains(&adapter_embed) {
+            adapter_weights.embedding(&adapter_embed, rows, text.hidden_size, device).with_context(misfit)?
+        } else {
+            if text.vocab_size < rows {
+                bail!("{}: the base vocabulary ({}) is smaller than the tokenizer with <|query|> ({rows}) and the adapter carries no embed_tokens", config_path.display(), text.vocab_size);
+            }
+            let table: Tensor<B, 2> = weights.tensor(&format!("{}embed_tokens.weight", layout.language), [text.vocab_size, text.hidden_size], device)?;
+            Embedding { weight: Param::from_tensor(table.narrow(0, 0, rows)) }
+        };
+
+        let vision = VisionTower::from_weights(&config.vision, &weights, layout.vision, device)?;
+        let language = LanguageModel::from_weights(text, &weights, layout.language, embed_tokens, lora, device)?;
+        let projection = load_projection(&adapter.join("projection_and_config.pt"), text.hidden_size, device)?;
+        Ok(Self { config, vision, language, projection, prompt, image_config, device: device.clone() })
+    }
+
+    /// Runs one decoded image through every stage.
+    pub fn trace(&self, image: &RgbImage, mode: PreprocessMode, name: &str) -> anyhow::Result<Trace<B>> {
+        let pixels = preprocess::preprocess(image, mode, &self.image_config, name)?;
+        Ok(self.trace_pixels(pixels))
+    }
+
+    /// Runs prepared pixel values through the model.
+    pub fn trace_pixels(&self, pixels: PixelValues) -> Trace<B> {
+        let [_, gh, gw] = pixels.grid_thw;
+        let merge = self.config.vision.spatial_merge_size;
+        let merged_grid = (gh / merge, gw / merge);
+        let (input_ids, image_start, query_index) =
+            self.prompt.input_ids(self.config.tokens.image_token_id, merged_grid.0 * merged_grid.1);
+        let position_ids = rope::position_ids(&input_ids, self.config.tokens.image_token_id, merged_grid);
+        let pixel_tensor = Tensor::<B, 2>::from_data(TensorData::new(pixels.values.clone(), [pixels.rows, pixels.patch_dim]), &self.device);
+        let vision = self.vision.forward(pixel_tensor, (gh, gw));
+        let embeds = self.language.embed(&input_ids, Some((vision.merged.clone(), image_start)));
+        let hidden = self.language.forward(embeds, &position_ids);
+        let h = hidden.dims()[2];
+        let query_hidden = hidden.narrow(1, query_index, 1).reshape([1, h]);
+        let embedding = l2_normalize(self.projection.forward(query_hidden.clone()));
+        let out = embedding.dims()[1];
+        Trace {
+            input_ids,
+            pixels,
+            position_ids,
+            query_index,
+            patch_states: vision.patch_states,
+            image_features: vision.merged,
+            query_hidden: query_hidden.reshape([h]),
+            embedding: embedding.reshape([out]),
+        }
+    }
+
+    /// The relsim embedding of one image (unit length).
+    pub fn embed(&self, image: &RgbImage, mode: PreprocessMode, name: &str) -> anyhow::Result<Vec<f32>> {
+        let trace = self.trace(image, mode, name)?;
+        trace.embedding.into_data().into_vec::<f32>().map_err(|e| anyhow::anyhow!("reading the embedding: {e:?}"))
+    }
+}

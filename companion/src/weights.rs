@@ -1,0 +1,120 @@
+//! Checkpoint files: safetensors (one file or shards with an index), memory-mapped.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use memmap2::Mmap;
+use relsim_shared::weights::Weights;
+use safetensors::tensor::{Metadata, TensorView};
+use safetensors::SafeTensors;
+
+/// One memory-mapped safetensors file with its parsed header.
+struct MappedFile {
+    name: String,
+    map: Mmap,
+    header_len: usize,
+    metadata: Metadata,
+}
+
+/// The tensors of one or more safetensors files, read lazily from memory maps.
+pub struct MappedWeights {
+    files: Vec<MappedFile>,
+    /// key → index into `files`.
+    keys: HashMap<String, usize>,
+    describe: String,
+}
+
+impl MappedWeights {
+    /// Maps the given safetensors files.
+    pub fn open(paths: &[PathBuf], describe: impl Into<String>) -> anyhow::Result<Self> {
+        let mut files = Vec::new();
+        let mut keys = HashMap::new();
+        for path in paths {
+            let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            // Safety: the file is only read; a concurrent writer could change what we read,
+            // which is the usual caveat of memory-mapped model files.
+            let map = unsafe { Mmap::map(&file) }.with_context(|| format!("mapping {}", path.display()))?;
+            let (header_len, metadata) =
+                SafeTensors::read_metadata(&map).map_err(|e| anyhow::anyhow!("{} is not valid safetensors: {e}", path.display()))?;
+            for key in metadata.tensors().keys() {
+                keys.insert(key.clone(), files.len());
+            }
+            files.push(MappedFile { name: path.display().to_string(), map, header_len, metadata });
+        }
+        Ok(Self { files, keys, describe: describe.into() })
+    }
+
+    /// Maps `dir/model.safetensors`, or the shards listed in `dir/model.safetensors.index.json`.
+    pub fn open_dir(dir: &Path) -> anyhow::Result<Self> {
+        let index_path = dir.join("model.safetensors.index.json");
+        if index_path.is_file() {
+            let text = std::fs::read_to_string(&index_path).with_context(|| format!("reading {}", index_path.display()))?;
+            let index: serde_json::Value =
+                serde_json::from_str(&text).with_context(|| format!("parsing {}", index_path.display()))?;
+            let map = index["weight_map"].as_object().with_context(|| format!("{} has no weight_map", index_path.display()))?;
+            let mut shards: Vec<&str> = map.values().filter_map(|v| v.as_str()).collect();
+            shards.sort_unstable();
+            shards.dedup();
+            let paths: Vec<PathBuf> = shards.iter().map(|s| dir.join(s)).collect();
+            for path in &paths {
+                if !path.is_file() {
+                    bail!("shard {} listed in {} is missing", path.display(), index_path.display());
+                }
+            }
+            let weights = Self::open(&paths, index_path.display().to_string())?;
+            for (key, shard) in map {
+                if !weights.keys.contains_key(key) {
+                    bail!("{} lists `{key}` in {}, but that shard does not hold it", index_path.display(), shard);
+                }
+            }
+            return Ok(weights);
+        }
+        let single = dir.join("model.safetensors");
+        if !single.is_file() {
+            bail!("{} has neither model.safetensors nor model.safetensors.index.json", dir.display());
+        }
+        Self::open(&[single.clone()], single.display().to_string())
+    }
+
+    /// Every key, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.keys.keys().map(String::as_str)
+    }
+}
+
+impl Weights for MappedWeights {
+    fn view(&self, key: &str) -> Option<(TensorView<'_>, String)> {
+        let file = &self.files[*self.keys.get(key)?];
+        let info = file.metadata.info(key)?;
+        let start = 8 + file.header_len;
+        let data = file.map.get(start + info.data_offsets.0..start + info.data_offsets.1)?;
+        let view = TensorView::new(info.dtype, info.shape.clone(), data).ok()?;
+        Some((view, file.name.clone()))
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}
+
+/// Weights seen through a key prefix, so modules ask for `layers.0.…` whatever the layout.
+pub struct Prefixed<'a, W: Weights> {
+    pub inner: &'a W,
+    pub prefix: String,
+}
+
+impl<W: Weights> Weights for Prefixed<'_, W> {
+    fn view(&self, key: &str) -> Option<(TensorView<'_>, String)> {
+        self.inner.view(&format!("{}{key}", self.prefix))
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn read_f32(&self, key: &str, expected: &[usize]) -> relsim_shared::Result<Vec<f32>> {
+        // Name the full key in errors, as it appears in the file.
+        self.inner.read_f32(&format!("{}{key}", self.prefix), expected)
+    }
+}

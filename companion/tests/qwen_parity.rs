@@ -1,0 +1,96 @@
+//! The relsim encoder against transformers + peft on tiny random Qwen2.5-VL configs
+//! (tests/fixtures/qwen, made by make_tiny.py): token ids, pixel values, M-RoPE positions
+//! (exactly), vision tower output, merged image features, the query state and the embedding
+//! (within 1e-4, f32, ndarray).
+
+use std::path::PathBuf;
+
+use burn::backend::ndarray::{NdArray, NdArrayDevice};
+use burn::tensor::Tensor;
+use relsim_companion::qwen::relsim::{EncoderFiles, RelsimEncoder};
+use relsim_shared::image::preprocess::{decode_rgb, PreprocessMode, QwenImageConfig};
+use relsim_shared::vectors::max_abs_diff;
+use safetensors::SafeTensors;
+
+type B = NdArray<f32>;
+const TOLERANCE: f32 = 1e-4;
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/qwen")
+}
+
+fn manifest() -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(fixtures().join("manifest.json")).unwrap()).unwrap()
+}
+
+pub fn files(name: &str) -> EncoderFiles {
+    let m = manifest();
+    let c = &m["configs"][name];
+    EncoderFiles {
+        base: fixtures().join(name),
+        adapter: fixtures().join(name).join("adapter"),
+        tokenizer: Some(fixtures().join("tokenizer/tokenizer.json.gz")),
+        image_config: Some(QwenImageConfig {
+            min_pixels: c["min_pixels"].as_u64().unwrap() as usize,
+            max_pixels: c["max_pixels"].as_u64().unwrap() as usize,
+            ..Default::default()
+        }),
+    }
+}
+
+fn f32s(t: safetensors::tensor::TensorView<'_>) -> Vec<f32> {
+    t.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
+
+fn i64s(t: safetensors::tensor::TensorView<'_>) -> Vec<i64> {
+    t.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect()
+}
+
+fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().into_vec::<f32>().unwrap()
+}
+
+fn check_config(name: &str) {
+    let encoder = RelsimEncoder::<B>::load(&files(name), &NdArrayDevice::Cpu).unwrap();
+    let bytes = std::fs::read(fixtures().join(name).join("outputs.safetensors")).unwrap();
+    let reference = SafeTensors::deserialize(&bytes).unwrap();
+    let images = manifest()["images"].as_array().unwrap().clone();
+    assert!(images.len() >= 3);
+    for (i, image) in images.iter().enumerate() {
+        let file = image["file"].as_str().unwrap();
+        let get = |k: &str| reference.tensor(&format!("img{i}.{k}")).unwrap_or_else(|_| panic!("img{i}.{k}"));
+        let img = decode_rgb(&std::fs::read(fixtures().join(file)).unwrap(), file).unwrap();
+        let trace = encoder.trace(&img, PreprocessMode::Native, file).unwrap();
+        let ids: Vec<i64> = trace.input_ids.iter().map(|&t| i64::from(t)).collect();
+        assert_eq!(ids, i64s(get("input_ids")), "{name} {file}: input ids");
+        assert_eq!(i64s(get("image_grid_thw")), trace.pixels.grid_thw.map(|g| g as i64).to_vec(), "{name} {file}: grid");
+        let pixel_diff = max_abs_diff(&trace.pixels.values, &f32s(get("pixel_values")));
+        assert!(pixel_diff <= 1e-5, "{name} {file}: pixel_values differ by {pixel_diff}");
+        let positions: Vec<i64> = trace.position_ids.iter().flatten().copied().collect();
+        assert_eq!(positions, i64s(get("position_ids")), "{name} {file}: M-RoPE position ids");
+        assert_eq!(trace.query_index as i64, i64s(get("query_index"))[0]);
+        let stages = [
+            ("vision_out", values(trace.patch_states.clone())),
+            ("image_features", values(trace.image_features.clone())),
+            ("query_hidden", values(trace.query_hidden.clone())),
+            ("embedding", values(trace.embedding.clone())),
+        ];
+        for (stage, got) in stages {
+            let expected = f32s(get(stage));
+            assert_eq!(got.len(), expected.len(), "{name} {file}: {stage} size");
+            let diff = max_abs_diff(&got, &expected);
+            eprintln!("{name} {file}: {stage} max diff {diff:e}");
+            assert!(diff <= TOLERANCE, "{name} {file}: {stage} differs by {diff}");
+        }
+    }
+}
+
+#[test]
+fn tiny_a_hub_layout_with_resized_embeddings_in_the_adapter() {
+    check_config("tiny_a");
+}
+
+#[test]
+fn tiny_b_newer_layout_with_gqa() {
+    check_config("tiny_b");
+}

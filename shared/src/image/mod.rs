@@ -1,0 +1,4 @@
+//! Images: decoding, and the preprocessing the image encoders need.
+
+pub mod preprocess;
+pub mod resample;
