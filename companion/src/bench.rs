@@ -58,3 +58,132 @@ pub fn bench_text(minilm_dir: &Path, corpus_path: &Path, backend: BackendKind, s
         Ok(())
     })
 }
+
+/// The Qwen2.5-VL-7B widths with `layers` decoder layers and `blocks` vision blocks.
+fn synthetic_config(layers: usize, blocks: usize) -> serde_json::Value {
+    serde_json::json!({
+        "architectures": ["Qwen2_5_VLForConditionalGeneration"], "model_type": "qwen2_5_vl",
+        "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": layers,
+        "num_attention_heads": 28, "num_key_value_heads": 4, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+        "rope_scaling": {"type": "mrope", "mrope_section": [16, 24, 24]}, "vocab_size": 152064,
+        "tie_word_embeddings": true, "image_token_id": 151655, "vision_start_token_id": 151652, "vision_end_token_id": 151653,
+        "vision_config": {"depth": blocks, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16, "in_chans": 3,
+            "out_hidden_size": 3584, "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2,
+            "window_size": 112, "fullatt_block_indexes": [7, 15, 23, 31]}
+    })
+}
+
+/// Every tensor of the synthetic checkpoint in the hub layout: (key, shape).
+fn synthetic_tensors(layers: usize, blocks: usize) -> Vec<(String, Vec<usize>)> {
+    let (h, i, kv, v) = (3584, 18944, 512, 152064);
+    let (c, ci) = (1280, 3420);
+    let mut t: Vec<(String, Vec<usize>)> = vec![("model.embed_tokens.weight".into(), vec![v, h]), ("model.norm.weight".into(), vec![h])];
+    for l in 0..layers {
+        let p = format!("model.layers.{l}");
+        for (name, shape) in [
+            ("input_layernorm.weight", vec![h]), ("post_attention_layernorm.weight", vec![h]),
+            ("self_attn.q_proj.weight", vec![h, h]), ("self_attn.q_proj.bias", vec![h]),
+            ("self_attn.k_proj.weight", vec![kv, h]), ("self_attn.k_proj.bias", vec![kv]),
+            ("self_attn.v_proj.weight", vec![kv, h]), ("self_attn.v_proj.bias", vec![kv]),
+            ("self_attn.o_proj.weight", vec![h, h]), ("mlp.gate_proj.weight", vec![i, h]),
+            ("mlp.up_proj.weight", vec![i, h]), ("mlp.down_proj.weight", vec![h, i]),
+        ] {
+            t.push((format!("{p}.{name}"), shape));
+        }
+    }
+    t.push(("visual.patch_embed.proj.weight".into(), vec![c, 3, 2, 14, 14]));
+    for b in 0..blocks {
+        let p = format!("visual.blocks.{b}");
+        for (name, shape) in [
+            ("norm1.weight", vec![c]), ("norm2.weight", vec![c]), ("attn.qkv.weight", vec![3 * c, c]), ("attn.qkv.bias", vec![3 * c]),
+            ("attn.proj.weight", vec![c, c]), ("attn.proj.bias", vec![c]), ("mlp.gate_proj.weight", vec![ci, c]),
+            ("mlp.gate_proj.bias", vec![ci]), ("mlp.up_proj.weight", vec![ci, c]), ("mlp.up_proj.bias", vec![ci]),
+            ("mlp.down_proj.weight", vec![c, ci]), ("mlp.down_proj.bias", vec![c]),
+        ] {
+            t.push((format!("{p}.{name}"), shape));
+        }
+    }
+    for (name, shape) in [
+        ("merger.ln_q.weight", vec![c]), ("merger.mlp.0.weight", vec![4 * c, 4 * c]), ("merger.mlp.0.bias", vec![4 * c]),
+        ("merger.mlp.2.weight", vec![h, 4 * c]), ("merger.mlp.2.bias", vec![h]),
+    ] {
+        t.push((format!("visual.{name}"), shape));
+    }
+    t
+}
+
+/// Writes the synthetic checkpoint (f32, two shards and an index) into `dir`; returns its weight bytes.
+fn write_synthetic(dir: &Path, layers: usize, blocks: usize) -> anyhow::Result<u64> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("config.json"), synthetic_config(layers, blocks).to_string())?;
+    let tensors = synthetic_tensors(layers, blocks);
+    let mut weight_map = serde_json::Map::new();
+    let mut total = 0u64;
+    // Shard 1: the embedding table; shard 2: everything else.
+    let (first, rest): (Vec<_>, Vec<_>) = tensors.into_iter().partition(|(k, _)| k == "model.embed_tokens.weight");
+    for (n, part) in [first, rest].into_iter().enumerate() {
+        let file = format!("model-{:05}-of-00002.safetensors", n + 1);
+        let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = part
+            .into_iter()
+            .map(|(k, shape)| {
+                let len: usize = shape.iter().product();
+                // A cheap non-constant pattern of small values.
+                let bytes = (0..len).flat_map(|j| (((j % 97) as f32 - 48.0) * 1e-3).to_le_bytes()).collect();
+                (k, shape, bytes)
+            })
+            .collect();
+        let views = buffers
+            .iter()
+            .map(|(k, s, b)| Ok((k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)?)))
+            .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+        safetensors::serialize_to_file(views, None, &dir.join(&file))?;
+        for (k, _, b) in &buffers {
+            total += b.len() as u64;
+            weight_map.insert(k.clone(), file.clone().into());
+        }
+    }
+    std::fs::write(dir.join("model.safetensors.index.json"), serde_json::json!({ "metadata": {"total_size": total}, "weight_map": weight_map }).to_string())?;
+    Ok(total)
+}
+
+fn peak_rss_bytes() -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).context("no VmHWM in /proc/self/status")?;
+    let kb: u64 = line.split_whitespace().nth(1).context("VmHWM")?.parse()?;
+    Ok(kb * 1024)
+}
+
+/// Loads the checkpoint in `dir` (this process does nothing else) and prints peak RSS as JSON.
+pub fn probe_load(dir: &Path) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let (_config, vision, language) = crate::qwen::relsim::load_base::<burn::backend::NdArray<f32>>(dir, &burn::backend::ndarray::NdArrayDevice::Cpu)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let peak = peak_rss_bytes()?;
+    drop((vision, language));
+    println!("{}", serde_json::json!({ "peak_rss_bytes": peak, "seconds": seconds }));
+    Ok(())
+}
+
+/// Writes a synthetic checkpoint of at least 2 GB in the real layout (7B widths, few layers),
+/// loads it in a fresh process and reports peak memory against the weights' size.
+pub fn bench_load(dir: &Path, layers: usize, blocks: usize) -> anyhow::Result<()> {
+    let total = write_synthetic(dir, layers, blocks)?;
+    println!("synthetic checkpoint: {} ({:.2} GB of f32 weights, 2 shards + index, hub layout)", dir.display(), total as f64 / 1e9);
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(["bench", "load", "--probe"])
+        .arg(dir)
+        .output()
+        .context("starting the loading probe")?;
+    if !out.status.success() {
+        anyhow::bail!("the loading probe failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).context("reading the probe's report")?;
+    let peak = report["peak_rss_bytes"].as_u64().unwrap_or(0);
+    println!(
+        "load: {:.1} s, peak RSS {:.2} GB = {:.3} x the weights' size (bar: 1.3)",
+        report["seconds"].as_f64().unwrap_or(0.0),
+        peak as f64 / 1e9,
+        peak as f64 / total as f64
+    );
+    Ok(())
+}

@@ -132,6 +132,21 @@ fn embed_images(args: &QwenArgs, images: &[PathBuf], each: &mut dyn FnMut(&std::
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Peak memory while loading a synthetic Qwen2.5-VL checkpoint (7B widths, >= 2 GB, real layout).
+    Load {
+        /// Where the synthetic checkpoint is written (it is removed afterwards).
+        #[arg(long, default_value_os_t = std::env::temp_dir().join("relsim-synthetic-qwen"))]
+        dir: PathBuf,
+        /// Decoder layers (each ~0.93 GB in f32).
+        #[arg(long, default_value_t = 1)]
+        layers: usize,
+        /// Vision blocks (each ~79 MB in f32).
+        #[arg(long, default_value_t = 2)]
+        blocks: usize,
+        /// Internal: load DIR and report peak memory (run in a fresh process by the benchmark).
+        #[arg(long, hide = true)]
+        probe: Option<PathBuf>,
+    },
     /// MiniLM sentences/s at batch 1 and 32 on the parity inputs.
     Text {
         /// The sentence-transformers folder of all-MiniLM-L6-v2.
@@ -172,6 +187,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{:.6}", relsim_shared::vectors::cosine(&vectors[0], &vectors[1]));
             Ok(())
         }
+        Command::Bench { which: BenchCommand::Load { dir, layers, blocks, probe } } => match probe {
+            Some(probe_dir) => crate::bench::probe_load(&probe_dir),
+            None => {
+                let result = crate::bench::bench_load(&dir, layers, blocks);
+                let _ = std::fs::remove_dir_all(&dir);
+                result
+            }
+        },
         Command::Bench { which: BenchCommand::Text { minilm_dir, corpus, backend, seconds } } => {
             crate::bench::bench_text(&minilm_dir, &corpus, backend, seconds)
         }

@@ -83,7 +83,37 @@ impl MappedWeights {
     }
 }
 
+/// Elements converted between two releases of mapped pages.
+const RELEASE_CHUNK: usize = 1 << 22;
+
 impl Weights for MappedWeights {
+    /// Converts in chunks and hands each chunk's file pages back to the kernel once read, so
+    /// loading holds the weights once (as f32 tensors) rather than twice (tensors + page cache).
+    fn read_f32(&self, key: &str, expected: &[usize]) -> relsim_shared::Result<Vec<f32>> {
+        use relsim_shared::ModelError;
+        let (view, file_name) =
+            self.view(key).ok_or_else(|| ModelError::MissingTensor { file: self.describe(), key: key.to_string() })?;
+        if view.shape() != expected {
+            return Err(ModelError::Shape { file: file_name, key: key.to_string(), expected: expected.to_vec(), found: view.shape().to_vec() });
+        }
+        let file = &self.files[self.keys[key]];
+        let width = view.dtype().bitsize() / 8;
+        let data = view.data();
+        let base = data.as_ptr() as usize - file.map.as_ptr() as usize;
+        let mut out = Vec::with_capacity(data.len() / width.max(1));
+        for (i, chunk) in data.chunks(RELEASE_CHUNK * width.max(1)).enumerate() {
+            let values = relsim_shared::weights::to_f32(view.dtype(), chunk)
+                .ok_or_else(|| ModelError::DType { file: file_name.clone(), key: key.to_string(), dtype: format!("{:?}", view.dtype()) })?;
+            out.extend_from_slice(&values);
+            // Safety: the map is read-only and private; dropped pages are re-read from the file
+            // if touched again, so this only frees memory.
+            let _ = unsafe {
+                file.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, base + i * RELEASE_CHUNK * width, chunk.len())
+            };
+        }
+        Ok(out)
+    }
+
     fn view(&self, key: &str) -> Option<(TensorView<'_>, String)> {
         let file = &self.files[*self.keys.get(key)?];
         let info = file.metadata.info(key)?;

@@ -35,6 +35,21 @@ fn detect_layout(weights: &MappedWeights) -> anyhow::Result<Layout> {
     }
 }
 
+/// Loads the base model's towers without an adapter (embedding rows as in the checkpoint):
+/// what the loading benchmark measures.
+pub fn load_base<B: Backend>(base: &Path, device: &B::Device) -> anyhow::Result<(QwenConfig, VisionTower<B>, LanguageModel<B>)> {
+    let config_path = base.join("config.json");
+    let text = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
+    let config = QwenConfig::from_json(&text, &config_path.display().to_string())?;
+    let weights = MappedWeights::open_dir(base)?;
+    let layout = detect_layout(&weights)?;
+    let t = &config.text;
+    let embed = weights.embedding(&format!("{}embed_tokens.weight", layout.language), t.vocab_size, t.hidden_size, device)?;
+    let vision = VisionTower::from_weights(&config.vision, &weights, layout.vision, device)?;
+    let language = LanguageModel::from_weights(t, &weights, layout.language, embed, Vec::new(), device)?;
+    Ok((config, vision, language))
+}
+
 /// The LoRA settings of `adapter_config.json`.
 #[derive(Debug, serde::Deserialize)]
 struct AdapterConfig {
