@@ -90,12 +90,7 @@ impl Weights for MappedWeights {
     /// Converts in chunks and hands each chunk's file pages back to the kernel once read, so
     /// loading holds the weights once (as f32 tensors) rather than twice (tensors + page cache).
     fn read_f32(&self, key: &str, expected: &[usize]) -> relsim_shared::Result<Vec<f32>> {
-        use relsim_shared::ModelError;
-        let (view, file_name) =
-            self.view(key).ok_or_else(|| ModelError::MissingTensor { file: self.describe(), key: key.to_string() })?;
-        if view.shape() != expected {
-            return Err(ModelError::Shape { file: file_name, key: key.to_string(), expected: expected.to_vec(), found: view.shape().to_vec() });
-        }
+        let (view, file_name) = self.checked_view(key, expected)?;
         let file = &self.files[self.keys[key]];
         let width = view.dtype().bitsize() / 8;
         let data = view.data();
@@ -103,7 +98,7 @@ impl Weights for MappedWeights {
         let mut out = Vec::with_capacity(data.len() / width.max(1));
         for (i, chunk) in data.chunks(RELEASE_CHUNK * width.max(1)).enumerate() {
             let values = relsim_shared::weights::to_f32(view.dtype(), chunk)
-                .ok_or_else(|| ModelError::DType { file: file_name.clone(), key: key.to_string(), dtype: format!("{:?}", view.dtype()) })?;
+                .ok_or_else(|| relsim_shared::weights::dtype_error(&view, file_name.clone(), key))?;
             out.extend_from_slice(&values);
             // Safety: the map is read-only and private; dropped pages are re-read from the file
             // if touched again, so this only frees memory.

@@ -18,6 +18,11 @@ pub fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
     })
 }
 
+/// The error for a tensor stored in a type we cannot read.
+pub fn dtype_error(view: &TensorView<'_>, file: String, key: &str) -> ModelError {
+    ModelError::DType { file, key: key.to_string(), dtype: format!("{:?}", view.dtype()) }
+}
+
 /// A set of named tensors (one file or many shards) that modules are built from.
 pub trait Weights {
     /// The tensor stored under `key`, with the name of the file holding it.
@@ -31,15 +36,21 @@ pub trait Weights {
         self.view(key).is_some()
     }
 
-    /// Reads `key` as f32 values after checking that its shape is `expected`.
-    fn read_f32(&self, key: &str, expected: &[usize]) -> Result<Vec<f32>> {
+    /// The tensor under `key` and its file, or an error naming them when it is absent or its
+    /// shape is not `expected`.
+    fn checked_view(&self, key: &str, expected: &[usize]) -> Result<(TensorView<'_>, String)> {
         let (view, file) =
             self.view(key).ok_or_else(|| ModelError::MissingTensor { file: self.describe(), key: key.to_string() })?;
         if view.shape() != expected {
             return Err(ModelError::Shape { file, key: key.to_string(), expected: expected.to_vec(), found: view.shape().to_vec() });
         }
-        to_f32(view.dtype(), view.data())
-            .ok_or_else(|| ModelError::DType { file, key: key.to_string(), dtype: format!("{:?}", view.dtype()) })
+        Ok((view, file))
+    }
+
+    /// Reads `key` as f32 values after checking that its shape is `expected`.
+    fn read_f32(&self, key: &str, expected: &[usize]) -> Result<Vec<f32>> {
+        let (view, file) = self.checked_view(key, expected)?;
+        to_f32(view.dtype(), view.data()).ok_or_else(|| dtype_error(&view, file, key))
     }
 
     /// Reads `key` as a tensor of exactly the shape `expected`.

@@ -65,12 +65,19 @@ impl<B: Backend> Attention<B> {
     }
 }
 
-/// SwiGLU feed-forward without biases.
+/// SwiGLU feed-forward: `down(silu(gate x) * up x)` (biases in the vision tower, none in the LM).
 #[derive(Module, Debug)]
-pub struct Mlp<B: Backend> {
+pub struct SwiGlu<B: Backend> {
     pub gate_proj: Linear<B>,
     pub up_proj: Linear<B>,
     pub down_proj: Linear<B>,
+}
+
+impl<B: Backend> SwiGlu<B> {
+    /// `[…, C]` → `[…, C]`.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
+    }
 }
 
 /// One decoder layer.
@@ -79,7 +86,7 @@ pub struct DecoderLayer<B: Backend> {
     pub input_layernorm: RmsNorm<B>,
     pub self_attn: Attention<B>,
     pub post_attention_layernorm: RmsNorm<B>,
-    pub mlp: Mlp<B>,
+    pub mlp: SwiGlu<B>,
 }
 
 /// LoRA factors for one layer's q_proj and v_proj, as loaded from an adapter.
@@ -129,7 +136,7 @@ impl<B: Backend> LanguageModel<B> {
                         num_kv_heads: config.num_key_value_heads,
                     },
                     post_attention_layernorm: w.rms_norm(&format!("{p}.post_attention_layernorm"), h, eps, device)?,
-                    mlp: Mlp {
+                    mlp: SwiGlu {
                         gate_proj: w.linear(&format!("{p}.mlp.gate_proj"), h, config.intermediate_size, false, device)?,
                         up_proj: w.linear(&format!("{p}.mlp.up_proj"), h, config.intermediate_size, false, device)?,
                         down_proj: w.linear(&format!("{p}.mlp.down_proj"), config.intermediate_size, h, false, device)?,
@@ -172,9 +179,7 @@ impl<B: Backend> LanguageModel<B> {
         for layer in &self.layers {
             let attn = layer.self_attn.forward(layer.input_layernorm.forward(x.clone()), &cos, &sin, &mask);
             x = x + attn;
-            let h = layer.post_attention_layernorm.forward(x.clone());
-            let mlp = &layer.mlp;
-            x = x + mlp.down_proj.forward(silu(mlp.gate_proj.forward(h.clone())) * mlp.up_proj.forward(h));
+            x = x.clone() + layer.mlp.forward(layer.post_attention_layernorm.forward(x));
         }
         self.norm.forward(x)
     }

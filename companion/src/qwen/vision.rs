@@ -3,11 +3,12 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Linear, RmsNorm};
-use burn::tensor::activation::{gelu, silu, softmax};
+use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use relsim_shared::weights::Weights;
 
 use super::config::VisionConfig;
+use super::language::SwiGlu;
 use super::rope;
 
 const NORM_EPS: f64 = 1e-6;
@@ -41,28 +42,13 @@ impl<B: Backend> VisionAttention<B> {
     }
 }
 
-/// SwiGLU feed-forward with biases.
-#[derive(Module, Debug)]
-pub struct VisionMlp<B: Backend> {
-    pub gate_proj: Linear<B>,
-    pub up_proj: Linear<B>,
-    pub down_proj: Linear<B>,
-}
-
-impl<B: Backend> VisionMlp<B> {
-    /// `[N, C]` → `[N, C]`.
-    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.down_proj.forward(silu(self.gate_proj.forward(x.clone())) * self.up_proj.forward(x))
-    }
-}
-
 /// One pre-norm transformer block.
 #[derive(Module, Debug)]
 pub struct VisionBlock<B: Backend> {
     pub norm1: RmsNorm<B>,
     pub attn: VisionAttention<B>,
     pub norm2: RmsNorm<B>,
-    pub mlp: VisionMlp<B>,
+    pub mlp: SwiGlu<B>,
 }
 
 /// RMSNorm, then an MLP over each group of merge² neighbouring patches.
@@ -127,7 +113,7 @@ impl<B: Backend> VisionTower<B> {
                         num_heads: config.num_heads,
                     },
                     norm2: w.rms_norm(&format!("{p}.norm2"), c, NORM_EPS, device)?,
-                    mlp: VisionMlp {
+                    mlp: SwiGlu {
                         gate_proj: w.linear(&format!("{p}.mlp.gate_proj"), c, config.intermediate_size, true, device)?,
                         up_proj: w.linear(&format!("{p}.mlp.up_proj"), c, config.intermediate_size, true, device)?,
                         down_proj: w.linear(&format!("{p}.mlp.down_proj"), config.intermediate_size, c, true, device)?,
