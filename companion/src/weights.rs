@@ -76,11 +76,6 @@ impl MappedWeights {
         }
         Self::open(&[single.clone()], single.display().to_string())
     }
-
-    /// Every key, in no particular order.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.keys.keys().map(String::as_str)
-    }
 }
 
 /// Elements converted between two releases of mapped pages.
@@ -120,26 +115,5 @@ impl Weights for MappedWeights {
 
     fn describe(&self) -> String {
         self.describe.clone()
-    }
-}
-
-/// Weights seen through a key prefix, so modules ask for `layers.0.…` whatever the layout.
-pub struct Prefixed<'a, W: Weights> {
-    pub inner: &'a W,
-    pub prefix: String,
-}
-
-impl<W: Weights> Weights for Prefixed<'_, W> {
-    fn view(&self, key: &str) -> Option<(TensorView<'_>, String)> {
-        self.inner.view(&format!("{}{key}", self.prefix))
-    }
-
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-
-    fn read_f32(&self, key: &str, expected: &[usize]) -> relsim_shared::Result<Vec<f32>> {
-        // Name the full key in errors, as it appears in the file.
-        self.inner.read_f32(&format!("{}{key}", self.prefix), expected)
     }
 }

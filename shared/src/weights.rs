@@ -102,16 +102,6 @@ impl<'a> TensorFile<'a> {
             .map_err(|e| ModelError::Invalid { file: name.clone(), reason: e.to_string() })?;
         Ok(Self { name, tensors })
     }
-
-    /// The file name given at parse time.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Every key in the file.
-    pub fn keys(&self) -> Vec<String> {
-        self.tensors.names().into_iter().map(String::from).collect()
-    }
 }
 
 impl Weights for TensorFile<'_> {

@@ -2,8 +2,9 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, Linear, RmsNorm};
-use burn::tensor::activation::{silu, softmax};
+use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use relsim_shared::attention::scaled_dot_product;
 use relsim_shared::weights::Weights;
 
 use super::config::TextConfig;
@@ -59,8 +60,7 @@ impl<B: Backend> Attention<B> {
         let v = heads(self.v_proj.forward(x), self.num_kv_heads);
         // Each key/value head serves `rep` consecutive query heads.
         let expand = |t: Tensor<B, 4>| t.unsqueeze_dim::<5>(2).repeat_dim(2, rep).reshape([b, self.num_heads, s, hd]);
-        let scores = q.matmul(expand(k).swap_dims(2, 3)).div_scalar((hd as f32).sqrt()) + mask.clone().unsqueeze::<4>();
-        let out = softmax(scores, 3).matmul(expand(v)).swap_dims(1, 2).reshape([b, s, h]);
+        let out = scaled_dot_product(q, expand(k), expand(v), Some(mask.clone().unsqueeze::<4>())).swap_dims(1, 2).reshape([b, s, h]);
         self.o_proj.forward(out)
     }
 }

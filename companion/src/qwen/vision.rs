@@ -3,8 +3,9 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Linear, RmsNorm};
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::gelu;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use relsim_shared::attention::scaled_dot_product;
 use relsim_shared::weights::Weights;
 
 use super::config::VisionConfig;
@@ -33,11 +34,8 @@ impl<B: Backend> VisionAttention<B> {
         let q = rope::apply(part(0), cos4.clone(), sin4.clone());
         let k = rope::apply(part(1), cos4, sin4);
         let v = part(2);
-        let mut scores = q.matmul(k.swap_dims(2, 3)).div_scalar((hd as f32).sqrt());
-        if let Some(mask) = mask {
-            scores = scores + mask.clone().unsqueeze::<4>();
-        }
-        let out = softmax(scores, 3).matmul(v).reshape([self.num_heads, n, hd]).swap_dims(0, 1).reshape([n, c]);
+        let mask = mask.map(|m| m.clone().unsqueeze::<4>());
+        let out = scaled_dot_product(q, k, v, mask).reshape([self.num_heads, n, hd]).swap_dims(0, 1).reshape([n, c]);
         self.proj.forward(out)
     }
 }

@@ -6,11 +6,12 @@
 
 use burn::module::Module;
 use burn::nn::{Embedding, LayerNorm, Linear};
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::gelu;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use crate::attention::scaled_dot_product;
 use crate::error::{ModelError, Result};
 use crate::weights::{TensorFile, Weights};
 
@@ -125,8 +126,7 @@ impl<B: Backend> BertAttention<B> {
         let q = heads(self.query.forward(x.clone()));
         let k = heads(self.key.forward(x.clone()));
         let v = heads(self.value.forward(x.clone()));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((head_dim as f32).sqrt()) + mask_bias;
-        let context = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden]);
+        let context = scaled_dot_product(q, k, v, Some(mask_bias)).swap_dims(1, 2).reshape([batch, seq, hidden]);
         self.output_norm.forward(x + self.output.forward(context))
     }
 }
