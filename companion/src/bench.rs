@@ -187,3 +187,66 @@ pub fn bench_load(dir: &Path, layers: usize, blocks: usize) -> anyhow::Result<()
     );
     Ok(())
 }
+
+/// `relsim bench relational`: each encoder's retrieval metrics on one split of a scene set,
+/// as a table on stdout and a JSON report at `json`.
+pub fn bench_relational(data: &Path, split: crate::scenes::Split, encoders: &[String], options: &crate::encoders::EncoderOptions, json: &Path) -> anyhow::Result<()> {
+    use rayon::prelude::*;
+    let records = crate::scenes::generate::read_records(data, Some(split))?;
+    anyhow::ensure!(records.len() >= 2, "{} has {} {} images; the benchmark needs at least 2", data.display(), records.len(), split.name());
+    let images = records
+        .par_iter()
+        .map(|r| {
+            let path = data.join("images").join(format!("{}.png", r.image_hash));
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            Ok(relsim_shared::image::preprocess::decode_rgb(&bytes, &path.display().to_string())?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let relations: std::collections::BTreeSet<&str> = records.iter().map(|r| r.relation.as_str()).collect();
+    let mut rows = Vec::new();
+    let mut report = Vec::new();
+    for name in encoders {
+        let encoder = crate::encoders::by_name(name, options)?;
+        let started = Instant::now();
+        let embeddings = encoder.embed_batch(&images).with_context(|| format!("embedding with `{name}`"))?;
+        let seconds = started.elapsed().as_secs_f64();
+        let metrics = crate::scenes::bench::evaluate(&embeddings, &records);
+        report.push(serde_json::json!({ "encoder": name, "metrics": metrics, "embed_seconds": seconds }));
+        rows.push((name.clone(), metrics));
+    }
+    println!("relational retrieval: {} split of {}, {} images, {} relations", split.name(), data.display(), records.len(), relations.len());
+    print!("{}", crate::scenes::bench::table(&rows));
+    let doc = serde_json::json!({ "data": data.display().to_string(), "split": split.name(), "images": records.len(), "relations": relations.len(), "results": report });
+    crate::scenes::generate::write_atomically(json, &serde_json::to_vec_pretty(&doc)?)?;
+    println!("report: {}", json.display());
+    Ok(())
+}
+
+/// `relsim bench scenes`: generation speed, scenes written as PNG files per second, on all
+/// cores beside one core (the baseline), and rendering alone on one core.
+pub fn bench_scenes(count: usize, size: u32) -> anyhow::Result<()> {
+    use crate::scenes::generate::{generate, render, SceneSpec};
+    let dir = std::env::temp_dir().join(format!("relsim-bench-scenes-{}", std::process::id()));
+    let run = |threads: usize| -> anyhow::Result<f64> {
+        let _ = std::fs::remove_dir_all(&dir);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+        let started = Instant::now();
+        pool.install(|| generate(&dir, count, 1, size, &|| ()))?;
+        Ok(count as f64 / started.elapsed().as_secs_f64())
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let one = run(1)?;
+    let all = run(cores)?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let started = Instant::now();
+    for index in 0..count {
+        let (spec, mut rng) = SceneSpec::sample(1, index);
+        std::hint::black_box(render(&spec, &mut rng, size));
+    }
+    let render_only = count as f64 / started.elapsed().as_secs_f64();
+    println!("scene generation, {count} scenes of {size}x{size}, written as PNG:");
+    println!("  {cores} threads: {all:8.1} images/s  ({:.2}x the 1-thread baseline)", all / one);
+    println!("  1 thread:  {one:8.1} images/s");
+    println!("  rendering only, 1 thread: {render_only:8.1} images/s");
+    Ok(())
+}

@@ -10,6 +10,8 @@ use relsim_shared::image::preprocess::{decode_rgb, PreprocessMode};
 use relsim_shared::text::minilm::MiniLm;
 
 use crate::backend::{with_backend, BackendKind};
+use crate::encoders::{EncoderOptions, BASELINES};
+use crate::scenes::Split;
 use crate::paths;
 use crate::qwen::relsim::{EncoderFiles, RelsimEncoder};
 
@@ -55,6 +57,11 @@ pub enum Command {
         first: PathBuf,
         /// Second image.
         second: PathBuf,
+    },
+    /// Relational scenes: procedural images that each show one relation, with ground truth.
+    Scenes {
+        #[command(subcommand)]
+        which: ScenesCommand,
     },
     /// Benchmarks (numbers, not tests).
     Bench {
@@ -129,9 +136,74 @@ fn embed_images(args: &QwenArgs, images: &[PathBuf], each: &mut dyn FnMut(&std::
     })
 }
 
+/// The scene subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ScenesCommand {
+    /// Write N scenes: OUT/images/<hash>.png, OUT/data.jsonl (relsim format plus relation,
+    /// attributes, split) and OUT/captions.json. The same seed gives byte-identical files.
+    Generate {
+        /// Output folder (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of scenes (they cycle through the relations; 1 block in 10 is test, 1 val).
+        #[arg(long, default_value_t = 2800)]
+        count: usize,
+        /// Random seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Image side in pixels.
+        #[arg(long, default_value_t = crate::scenes::generate::DEFAULT_SIZE)]
+        size: u32,
+    },
+    /// Write a contact sheet PNG: one row per relation, labelled, a few scenes each.
+    Sheet {
+        /// The PNG to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Random seed (the same as `generate` shows the same scenes).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Scenes per relation.
+        #[arg(long, default_value_t = 8)]
+        per_relation: usize,
+        /// Which split's appearances to show.
+        #[arg(long, value_enum, default_value_t = Split::Train)]
+        split: Split,
+        /// Side of each scene in pixels.
+        #[arg(long, default_value_t = 128)]
+        cell: u32,
+    },
+}
+
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Relational retrieval on a scene split: P@1, P@5, mAP and the attribute-trap rate.
+    Relational {
+        /// A folder written by `relsim scenes generate`.
+        #[arg(long)]
+        data: PathBuf,
+        /// The split to search within.
+        #[arg(long, value_enum, default_value_t = Split::Test)]
+        split: Split,
+        /// Encoders by name (repeat the flag); default: the attribute baselines.
+        #[arg(long = "encoder")]
+        encoders: Vec<String>,
+        /// Where to write the JSON report (default: DATA/bench-relational-SPLIT.json).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        options: EncoderOptions,
+    },
+    /// Scene generation speed (images/s, PNGs written) on all cores beside one core.
+    Scenes {
+        /// Scenes per run.
+        #[arg(long, default_value_t = 2000)]
+        count: usize,
+        /// Image side in pixels.
+        #[arg(long, default_value_t = crate::scenes::generate::DEFAULT_SIZE)]
+        size: u32,
+    },
     /// Peak memory while loading a synthetic Qwen2.5-VL checkpoint (7B widths, >= 2 GB, real layout).
     Load {
         /// Where the synthetic checkpoint is written (it is removed afterwards).
@@ -198,12 +270,52 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { which: BenchCommand::Text { minilm_dir, corpus, backend, seconds } } => {
             crate::bench::bench_text(&minilm_dir, &corpus, backend, seconds)
         }
+        Command::Scenes { which: ScenesCommand::Generate { out, count, seed, size } } => {
+            let bar = progress_bar(count as u64, "scenes");
+            let started = std::time::Instant::now();
+            let records = crate::scenes::generate::generate(&out, count, seed, size, &|| bar.inc(1))?;
+            bar.finish_and_clear();
+            let per_split = |s: Split| records.iter().filter(|r| r.split == s).count();
+            eprintln!(
+                "wrote {} scenes to {} in {:.1} s (train {}, val {}, test {})",
+                records.len(),
+                out.display(),
+                started.elapsed().as_secs_f64(),
+                per_split(Split::Train),
+                per_split(Split::Val),
+                per_split(Split::Test)
+            );
+            Ok(())
+        }
+        Command::Scenes { which: ScenesCommand::Sheet { out, seed, per_relation, split, cell } } => {
+            anyhow::ensure!(cell >= 32, "--cell {cell} is too small: scenes need at least 32 pixels");
+            let sheet = crate::scenes::generate::contact_sheet(seed, per_relation.max(1), split, cell);
+            sheet.save(&out).with_context(|| format!("writing {}", out.display()))?;
+            eprintln!("wrote {} ({}x{})", out.display(), sheet.width(), sheet.height());
+            Ok(())
+        }
+        Command::Bench { which: BenchCommand::Relational { data, split, encoders, json, options } } => {
+            let encoders = if encoders.is_empty() { BASELINES.iter().map(|s| s.to_string()).collect() } else { encoders };
+            let json = json.unwrap_or_else(|| data.join(format!("bench-relational-{}.json", split.name())));
+            crate::bench::bench_relational(&data, split, &encoders, &options, &json)
+        }
+        Command::Bench { which: BenchCommand::Scenes { count, size } } => crate::bench::bench_scenes(count, size),
         Command::Serve { port, minilm_dir, public_dir, pkg_dir } => {
             let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
             let config = crate::server::ServerConfig { addr, minilm_dir, public_dir, pkg_dir };
             tokio::runtime::Runtime::new().context("starting the async runtime")?.block_on(crate::server::serve(config))
         }
     }
+}
+
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    let style = indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, eta {eta})")
+        .expect("a valid progress template");
+    bar.set_style(style);
+    bar.set_message(what.to_string());
+    bar
 }
 
 fn embed_text(texts: &[String], minilm_dir: &std::path::Path, backend: BackendKind, batch_size: usize) -> anyhow::Result<()> {

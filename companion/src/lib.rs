@@ -3,7 +3,9 @@
 pub mod backend;
 pub mod bench;
 pub mod cli;
+pub mod encoders;
 pub mod paths;
 pub mod qwen;
+pub mod scenes;
 pub mod server;
 pub mod weights;

@@ -30,6 +30,10 @@ fn every_subcommand_has_help() {
         &["serve", "--help"],
         &["bench", "--help"],
         &["bench", "text", "--help"],
+        &["bench", "relational", "--help"],
+        &["bench", "scenes", "--help"],
+        &["scenes", "generate", "--help"],
+        &["scenes", "sheet", "--help"],
     ] {
         let out = relsim().args(args).output().unwrap();
         assert!(out.status.success(), "relsim {args:?} failed");

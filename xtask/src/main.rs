@@ -18,6 +18,8 @@ usage: cargo xtask <task>
   test                   set up and run every test, the headless-Chromium browser test included
   bench text             sentences/s natively (and sentence-transformers when a Python
                          reference environment is found) and the browser's per-query latency
+  bench scenes           scene generation images/s (all cores beside one core), then the
+                         relational benchmark's attribute baselines on a 14,000-scene set
 ";
 
 fn main() -> Result<()> {
@@ -29,6 +31,7 @@ fn main() -> Result<()> {
         Some("demo") => demo(flag("--port")),
         Some("test") => test(),
         Some("bench") if args.get(1).map(String::as_str) == Some("text") => browser::bench_text(),
+        Some("bench") if args.get(1).map(String::as_str) == Some("scenes") => bench_scenes(),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -44,6 +47,18 @@ fn demo(port: Option<String>) -> Result<()> {
     let port = port.unwrap_or_else(|| "8737".into());
     println!("starting the companion; open the URL below (Ctrl-C stops it)");
     util::run(util::command(util::target_dir().join("release/relsim")).args(["serve", "--port", &port]))
+}
+
+fn bench_scenes() -> Result<()> {
+    util::cargo(&["build", "--release", "-p", "relsim-companion"])?;
+    let relsim = util::target_dir().join("release/relsim");
+    util::step("scene generation speed");
+    util::run(util::command(&relsim).args(["bench", "scenes", "--count", "2000"]))?;
+    let data = util::target_dir().join("scenes-bench");
+    let _ = std::fs::remove_dir_all(&data);
+    util::step(&format!("relational benchmark: attribute baselines, seed 0, 14000 scenes in {}", data.display()));
+    util::run(util::command(&relsim).args(["scenes", "generate", "--count", "14000", "--seed", "0", "--out"]).arg(&data))?;
+    util::run(util::command(&relsim).args(["bench", "relational", "--split", "test", "--data"]).arg(&data))
 }
 
 fn test() -> Result<()> {

@@ -1,4 +1,5 @@
 //! Images: decoding, and the preprocessing the image encoders need.
 
+pub mod attribute;
 pub mod preprocess;
 pub mod resample;

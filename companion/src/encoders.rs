@@ -1,0 +1,101 @@
+//! Image encoders by name: every encoder the benchmarks and the library can use plugs in here.
+
+use std::path::PathBuf;
+
+use image::RgbImage;
+use rayon::prelude::*;
+use relsim_shared::image::attribute;
+use relsim_shared::image::preprocess::PreprocessMode;
+
+use crate::backend::{with_backend, BackendKind};
+use crate::qwen::relsim::{EncoderFiles, RelsimEncoder};
+
+/// Turns images into L2-normalised vectors whose cosine says how similar they are.
+pub trait ImageEncoder {
+    /// Embeds a batch of images, one vector each.
+    fn embed_batch(&self, images: &[RgbImage]) -> anyhow::Result<Vec<Vec<f32>>>;
+}
+
+/// The attribute baselines: descriptors of appearance, no learning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttributeBaseline {
+    /// 32x32 RGB pixels.
+    Pixels,
+    /// A joint RGB colour histogram.
+    ColourHistogram,
+    /// HOG-style edge orientations.
+    Hog,
+}
+
+impl ImageEncoder for AttributeBaseline {
+    fn embed_batch(&self, images: &[RgbImage]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let f = match self {
+            AttributeBaseline::Pixels => attribute::raw_pixels,
+            AttributeBaseline::ColourHistogram => attribute::colour_histogram,
+            AttributeBaseline::Hog => attribute::edge_orientations,
+        };
+        Ok(images.par_iter().map(f).collect())
+    }
+}
+
+/// The names of the built-in attribute baselines, in report order.
+pub const BASELINES: [&str; 3] = ["pixels", "colour-histogram", "hog"];
+
+/// Where a model-backed encoder finds its files.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EncoderOptions {
+    /// For `qwen`: the Qwen2.5-VL folder.
+    #[arg(long, env = "RELSIM_QWEN_BASE")]
+    pub base: Option<PathBuf>,
+    /// For `qwen`: the relsim adapter folder.
+    #[arg(long, env = "RELSIM_QWEN_ADAPTER")]
+    pub adapter: Option<PathBuf>,
+    /// For `qwen`: tokenizer file, if not BASE/tokenizer.json.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// For `qwen`: native (own size) or train (448x448 centre square) preprocessing.
+    #[arg(long, value_enum, default_value_t = crate::cli::Preprocess::Native)]
+    pub preprocess: crate::cli::Preprocess,
+    /// Compute backend for model-backed encoders.
+    #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
+    pub backend: BackendKind,
+}
+
+/// The relsim Qwen2.5-VL encoder behind the common interface.
+struct QwenEncoder<B: burn::tensor::backend::Backend> {
+    encoder: RelsimEncoder<B>,
+    mode: PreprocessMode,
+}
+
+impl<B: burn::tensor::backend::Backend> ImageEncoder for QwenEncoder<B> {
+    fn embed_batch(&self, images: &[RgbImage]) -> anyhow::Result<Vec<Vec<f32>>> {
+        images.iter().enumerate().map(|(i, image)| self.encoder.embed(image, self.mode, &format!("image {i}"))).collect()
+    }
+}
+
+/// Every encoder name `by_name` knows.
+pub fn known_names() -> Vec<&'static str> {
+    let mut names = BASELINES.to_vec();
+    names.push("qwen");
+    names
+}
+
+/// The encoder called `name` (see `known_names`).
+pub fn by_name(name: &str, options: &EncoderOptions) -> anyhow::Result<Box<dyn ImageEncoder>> {
+    Ok(match name {
+        "pixels" => Box::new(AttributeBaseline::Pixels),
+        "colour-histogram" | "color-histogram" => Box::new(AttributeBaseline::ColourHistogram),
+        "hog" => Box::new(AttributeBaseline::Hog),
+        "qwen" => {
+            let (Some(base), Some(adapter)) = (&options.base, &options.adapter) else {
+                anyhow::bail!("encoder `qwen` needs --base and --adapter (or RELSIM_QWEN_BASE and RELSIM_QWEN_ADAPTER)");
+            };
+            let files = EncoderFiles { base: base.clone(), adapter: adapter.clone(), tokenizer: options.tokenizer.clone(), image_config: None };
+            let mode = options.preprocess.into();
+            with_backend!(options.backend, |device: B| {
+                Box::new(QwenEncoder::<B> { encoder: RelsimEncoder::load(&files, &device)?, mode }) as Box<dyn ImageEncoder>
+            })
+        }
+        other => anyhow::bail!("unknown encoder `{other}`; known: {}", known_names().join(", ")),
+    })
+}

@@ -1,0 +1,127 @@
+//! `relsim bench relational`: retrieval by relation on a scene split, with ground truth.
+//! Each image queries all others; a hit shares its relation.
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::generate::Record;
+use relsim_shared::vectors::dot;
+
+/// Retrieval quality of one encoder on one split.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetrievalMetrics {
+    /// Share of queries whose nearest neighbour shows the same relation.
+    pub p_at_1: f64,
+    /// Mean share of the 5 nearest neighbours that show the same relation.
+    pub p_at_5: f64,
+    /// Mean average precision over the full ranking.
+    pub map: f64,
+    /// Share of queries whose nearest neighbour has the same shape and palette but another relation.
+    pub attribute_trap_rate: f64,
+    /// P@1 per relation.
+    pub p_at_1_by_relation: BTreeMap<String, f64>,
+    /// Queries.
+    pub queries: usize,
+}
+
+/// Scores every image against every other by cosine (vectors must be L2-normalised).
+pub fn evaluate(embeddings: &[Vec<f32>], records: &[Record]) -> RetrievalMetrics {
+    assert_eq!(embeddings.len(), records.len(), "one embedding per record");
+    let n = records.len();
+    struct PerQuery {
+        hit1: bool,
+        p5: f64,
+        ap: f64,
+        trap: bool,
+    }
+    let per_query: Vec<PerQuery> = (0..n)
+        .into_par_iter()
+        .map(|q| {
+            let mut ranked: Vec<(f32, usize)> = (0..n).filter(|&j| j != q).map(|j| (dot(&embeddings[q], &embeddings[j]), j)).collect();
+            // Best first; ties keep file order so results are reproducible.
+            ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let same = |j: usize| records[j].relation == records[q].relation;
+            let relevant = ranked.iter().filter(|(_, j)| same(*j)).count();
+            let (mut hits, mut precision_sum) = (0usize, 0.0f64);
+            for (rank, (_, j)) in ranked.iter().enumerate() {
+                if same(*j) {
+                    hits += 1;
+                    precision_sum += hits as f64 / (rank + 1) as f64;
+                }
+            }
+            let top5 = ranked.iter().take(5).filter(|(_, j)| same(*j)).count();
+            let first = ranked.first().map(|(_, j)| *j);
+            let trap = first.is_some_and(|j| {
+                !same(j) && records[j].attributes.shape == records[q].attributes.shape && records[j].attributes.palette == records[q].attributes.palette
+            });
+            PerQuery {
+                hit1: first.is_some_and(same),
+                p5: top5 as f64 / 5.0f64.min(ranked.len().max(1) as f64),
+                ap: if relevant == 0 { 0.0 } else { precision_sum / relevant as f64 },
+                trap,
+            }
+        })
+        .collect();
+    let mean = |f: &dyn Fn(&PerQuery) -> f64| if n == 0 { 0.0 } else { per_query.iter().map(f).sum::<f64>() / n as f64 };
+    let mut by_relation: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for (record, pq) in records.iter().zip(&per_query) {
+        let e = by_relation.entry(record.relation.clone()).or_default();
+        e.0 += usize::from(pq.hit1);
+        e.1 += 1;
+    }
+    RetrievalMetrics {
+        p_at_1: mean(&|p| f64::from(u8::from(p.hit1))),
+        p_at_5: mean(&|p| p.p5),
+        map: mean(&|p| p.ap),
+        attribute_trap_rate: mean(&|p| f64::from(u8::from(p.trap))),
+        p_at_1_by_relation: by_relation.into_iter().map(|(k, (h, t))| (k, h as f64 / t as f64)).collect(),
+        queries: n,
+    }
+}
+
+/// The report table: one line per encoder.
+pub fn table(rows: &[(String, RetrievalMetrics)]) -> String {
+    let mut out = format!("{:<20} {:>7} {:>7} {:>7} {:>7}\n", "encoder", "P@1", "P@5", "mAP", "trap");
+    for (name, m) in rows {
+        out += &format!("{:<20} {:>7.3} {:>7.3} {:>7.3} {:>7.3}\n", name, m.p_at_1, m.p_at_5, m.map, m.attribute_trap_rate);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenes::generate::{Attributes, Split};
+
+    fn record(relation: &str, shape: &str) -> Record {
+        Record {
+            image_hash: String::new(),
+            caption: String::new(),
+            relation: relation.into(),
+            split: Split::Test,
+            attributes: Attributes { shape: shape.into(), palette: "p".into(), background: "plain".into(), style: "fill".into(), other_shape: "x".into() },
+        }
+    }
+
+    #[test]
+    fn metrics_on_a_hand_checked_ranking() {
+        // Two relations; a and b are close, c sits nearer to a than b's twin d.
+        let records = vec![record("r1", "s"), record("r1", "t"), record("r2", "s"), record("r2", "u")];
+        let e = vec![vec![1.0, 0.0], vec![0.9, 0.436], vec![0.95, -0.312], vec![0.0, 1.0]];
+        let m = evaluate(&e, &records);
+        // Query 0: ranking 2 (r2, same shape: a trap), 1, 3 → miss, AP = 1/2.
+        // Query 1: ranking 0, 3, 2 → hit, AP = 1.
+        // Query 2: ranking 0, 1, 3 → miss, AP = 1/3.
+        // Query 3: ranking 1, 0, 2 → miss, AP = 1/3.
+        assert_eq!(m.p_at_1, 0.25);
+        // Queries 0 and 2 each find the other relation in the same shape and palette first.
+        assert_eq!(m.attribute_trap_rate, 0.5);
+        assert!((m.map - (0.5 + 1.0 + 1.0 / 3.0 + 1.0 / 3.0) / 4.0).abs() < 1e-12);
+        // With 3 candidates, P@5 counts hits among all 3: one relevant each.
+        assert!((m.p_at_5 - 1.0 / 3.0).abs() < 1e-12);
+        assert_eq!(m.p_at_1_by_relation["r1"], 0.5);
+        assert_eq!(m.p_at_1_by_relation["r2"], 0.0);
+    }
+}

@@ -1,0 +1,300 @@
+//! Sampling, rendering and writing a scene set: `relsim scenes generate` and `relsim scenes sheet`.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::{ExtendedColorType, ImageEncoder, RgbImage};
+use rand::seq::IndexedRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::appearance::{BackgroundStyle, Canvas, Framing, Shape, Style, PALETTES};
+use super::relations::{draw, Look, Relation};
+
+/// The default image side in pixels.
+pub const DEFAULT_SIZE: u32 = 256;
+
+/// Which part of the set a scene belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    Train,
+    Val,
+    Test,
+}
+
+impl Split {
+    /// The name used in `data.jsonl`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Train => "train",
+            Split::Val => "val",
+            Split::Test => "test",
+        }
+    }
+
+    /// The split of a shape x palette combination: 1 in 8 combinations is test-only, 1 in 8
+    /// val-only; every shape and every palette still appears in train with other partners.
+    pub fn of_combination(shape: Shape, palette: usize) -> Split {
+        match (shape as usize * 3 + palette) % 8 {
+            0 => Split::Test,
+            1 => Split::Val,
+            _ => Split::Train,
+        }
+    }
+
+    /// The background styles this split may show (train and val never show the test-only one).
+    pub fn backgrounds(self) -> Vec<BackgroundStyle> {
+        BackgroundStyle::ALL.into_iter().filter(|b| self == Split::Test || *b != BackgroundStyle::TEST_ONLY).collect()
+    }
+}
+
+/// Everything that decides one scene, before it is drawn.
+#[derive(Debug, Clone)]
+pub struct SceneSpec {
+    pub index: usize,
+    pub relation: Relation,
+    pub split: Split,
+    pub look: Look,
+    pub background: BackgroundStyle,
+    pub caption: &'static str,
+}
+
+/// The appearance attributes written to `data.jsonl`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attributes {
+    pub shape: String,
+    pub palette: String,
+    pub background: String,
+    pub style: String,
+    pub other_shape: String,
+}
+
+/// One line of `data.jsonl`: the relsim dataset format (`image_hash`, `caption`; the image is
+/// `images/{image_hash}.png`) plus the ground truth.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub image_hash: String,
+    pub caption: String,
+    pub relation: String,
+    pub split: Split,
+    pub attributes: Attributes,
+}
+
+/// Scenes cycle through the relations, so every split holds all of them in equal numbers;
+/// blocks of one scene per relation go to train, val or test in a fixed pattern.
+fn split_of_block(block: usize) -> Split {
+    match block % 10 {
+        1 => Split::Test,
+        3 => Split::Val,
+        _ => Split::Train,
+    }
+}
+
+/// The random stream of scene `index` (independent of every other scene, so scenes can be
+/// drawn in any order on any number of threads with identical results).
+fn scene_rng(seed: u64, index: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(index as u64);
+    rng
+}
+
+impl SceneSpec {
+    /// Samples scene `index` of the set with `seed`; returns it and the stream to draw it with.
+    pub fn sample(seed: u64, index: usize) -> (SceneSpec, ChaCha8Rng) {
+        let relation = Relation::ALL[index % Relation::ALL.len()];
+        let split = split_of_block(index / Relation::ALL.len());
+        let mut rng = scene_rng(seed, index);
+        let combos: Vec<(Shape, usize)> = Shape::ALL
+            .into_iter()
+            .flat_map(|s| (0..PALETTES.len()).map(move |p| (s, p)))
+            .filter(|&(s, p)| Split::of_combination(s, p) == split)
+            .collect();
+        let &(shape, palette) = combos.choose(&mut rng).expect("every split has combinations");
+        let others: Vec<Shape> = Shape::ALL.into_iter().filter(|s| *s != shape).collect();
+        let other_shape = *others.choose(&mut rng).expect("more than one shape");
+        let style = if rng.random_bool(0.7) { Style::Fill } else { Style::Outline(rng.random_range(2.5..4.5)) };
+        let tilt = if rng.random_bool(0.5) { rng.random_range(-12.0..12.0) } else { rng.random_range(0.0..360.0) };
+        let look = Look {
+            shape,
+            other_shape,
+            palette: &PALETTES[palette],
+            style,
+            tilt,
+            jitter: rng.random_range(0.0..5.0),
+            scale: rng.random_range(0.85..1.1),
+            framing: Framing::sample(&mut rng, relation.turnable()),
+        };
+        let background = *split.backgrounds().choose(&mut rng).expect("every split has backgrounds");
+        let caption = *relation.training_captions().choose(&mut rng).expect("captions");
+        (SceneSpec { index, relation, split, look, background, caption }, rng)
+    }
+
+    /// The attributes as written to `data.jsonl`.
+    pub fn attributes(&self) -> Attributes {
+        Attributes {
+            shape: self.look.shape.name().into(),
+            palette: self.look.palette.name.into(),
+            background: self.background.name().into(),
+            style: match self.look.style {
+                Style::Fill => "fill".into(),
+                Style::Outline(_) => "outline".into(),
+            },
+            other_shape: self.look.other_shape.name().into(),
+        }
+    }
+}
+
+/// Draws a scene `size` pixels square.
+pub fn render(spec: &SceneSpec, rng: &mut ChaCha8Rng, size: u32) -> RgbImage {
+    let mut canvas = Canvas::new(size);
+    canvas.background(spec.background, spec.look.palette, rng);
+    canvas.set_framing(&spec.look.framing);
+    draw(spec.relation, &spec.look, &mut canvas, rng);
+    canvas.to_rgb()
+}
+
+/// PNG bytes of an RGB image (fast deflate: the set is regenerated, not archived).
+pub fn encode_png(image: &RgbImage) -> anyhow::Result<Vec<u8>> {
+    let mut bytes = Vec::with_capacity(64 * 1024);
+    PngEncoder::new_with_quality(&mut bytes, CompressionType::Fast, FilterType::Adaptive)
+        .write_image(image.as_raw(), image.width(), image.height(), ExtendedColorType::Rgb8)
+        .context("encoding a scene as PNG")?;
+    Ok(bytes)
+}
+
+/// The content hash naming an image file: the first 16 bytes of SHA-256, in hex.
+pub fn image_hash(png: &[u8]) -> String {
+    Sha256::digest(png)[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Renders, encodes and names scene `index`.
+pub fn make_scene(seed: u64, index: usize, size: u32) -> anyhow::Result<(Record, Vec<u8>)> {
+    let (spec, mut rng) = SceneSpec::sample(seed, index);
+    let png = encode_png(&render(&spec, &mut rng, size))?;
+    let record = Record {
+        image_hash: image_hash(&png),
+        caption: spec.caption.into(),
+        relation: spec.relation.name().into(),
+        split: spec.split,
+        attributes: spec.attributes(),
+    };
+    Ok((record, png))
+}
+
+/// The caption paraphrases of every relation, written beside `data.jsonl` as `captions.json`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CaptionBank {
+    pub relation: String,
+    pub training: Vec<String>,
+    pub evaluation: String,
+}
+
+/// All relations' captions.
+pub fn caption_bank() -> Vec<CaptionBank> {
+    Relation::ALL
+        .iter()
+        .map(|r| CaptionBank {
+            relation: r.name().into(),
+            training: r.training_captions().iter().map(|c| c.to_string()).collect(),
+            evaluation: r.evaluation_caption().into(),
+        })
+        .collect()
+}
+
+/// Writes `count` scenes to `out`: `images/<hash>.png`, `data.jsonl`, `captions.json`.
+/// `progress` is called once per finished scene (from worker threads).
+pub fn generate(out: &Path, count: usize, seed: u64, size: u32, progress: &(dyn Fn() + Sync)) -> anyhow::Result<Vec<Record>> {
+    anyhow::ensure!(size >= 32, "--size {size} is too small: scenes need at least 32 pixels");
+    let images = out.join("images");
+    std::fs::create_dir_all(&images).with_context(|| format!("creating {}", images.display()))?;
+    let records = (0..count)
+        .into_par_iter()
+        .map(|index| {
+            let (record, png) = make_scene(seed, index, size)?;
+            let path = images.join(format!("{}.png", record.image_hash));
+            std::fs::write(&path, &png).with_context(|| format!("writing {}", path.display()))?;
+            progress();
+            Ok(record)
+        })
+        .collect::<anyhow::Result<Vec<Record>>>()?;
+    let mut jsonl = Vec::new();
+    for record in &records {
+        serde_json::to_writer(&mut jsonl, record)?;
+        jsonl.push(b'\n');
+    }
+    // data.jsonl appears only when every image it names is on disk.
+    write_atomically(&out.join("data.jsonl"), &jsonl)?;
+    write_atomically(&out.join("captions.json"), &serde_json::to_vec_pretty(&caption_bank())?)?;
+    Ok(records)
+}
+
+/// Writes a file through a temporary sibling and a rename, so readers never see half of it.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// Reads `data.jsonl` of a scene set, optionally keeping one split.
+pub fn read_records(dir: &Path, split: Option<Split>) -> anyhow::Result<Vec<Record>> {
+    let path = dir.join("data.jsonl");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut records = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let record: Record = serde_json::from_str(line).with_context(|| format!("{} line {}", path.display(), i + 1))?;
+        if split.is_none_or(|s| s == record.split) {
+            records.push(record);
+        }
+    }
+    Ok(records)
+}
+
+/// A contact sheet: one row per relation (its name on the left), `per_relation` scenes of
+/// `split` each, drawn `cell` pixels square.
+pub fn contact_sheet(seed: u64, per_relation: usize, split: Split, cell: u32) -> RgbImage {
+    const LABEL_SCALE: u32 = 2;
+    let label_width = 8 * LABEL_SCALE * 20;
+    let pad = 4;
+    let rows = Relation::ALL.len() as u32;
+    let width = label_width + per_relation as u32 * (cell + pad) + pad;
+    let height = rows * (cell + pad) + pad;
+    let mut sheet = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
+    let relations = Relation::ALL.len();
+    for (row, relation) in Relation::ALL.iter().enumerate() {
+        let y = pad + row as u32 * (cell + pad);
+        draw_label(&mut sheet, relation.name(), 6, y + cell / 2 - 4 * LABEL_SCALE, LABEL_SCALE);
+        let indices = (0..).map(|block| block * relations + row).filter(|&i| split_of_block(i / relations) == split).take(per_relation);
+        for (col, index) in indices.enumerate() {
+            let (spec, mut rng) = SceneSpec::sample(seed, index);
+            let scene = render(&spec, &mut rng, cell);
+            image::imageops::replace(&mut sheet, &scene, i64::from(label_width + pad + col as u32 * (cell + pad)), i64::from(y));
+        }
+    }
+    sheet
+}
+
+/// Writes ASCII text with the public-domain 8x8 bitmap font, scaled up.
+fn draw_label(image: &mut RgbImage, text: &str, x: u32, y: u32, scale: u32) {
+    for (i, ch) in text.chars().enumerate() {
+        let glyph = font8x8::legacy::BASIC_LEGACY.get(ch as usize).copied().unwrap_or([0; 8]);
+        for (gy, bits) in glyph.iter().enumerate() {
+            for gx in 0..8 {
+                if bits >> gx & 1 == 1 {
+                    for (dx, dy) in (0..scale).flat_map(|a| (0..scale).map(move |b| (a, b))) {
+                        let (px, py) = (x + (i as u32 * 8 + gx) * scale + dx, y + gy as u32 * scale + dy);
+                        if px < image.width() && py < image.height() {
+                            image.put_pixel(px, py, image::Rgb([30, 30, 30]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

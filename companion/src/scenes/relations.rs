@@ -1,0 +1,607 @@
+//! The relation families: the one idea each scene shows, how it is laid out, and the anonymous
+//! captions that name it without naming what is drawn.
+
+use std::f32::consts::{FRAC_1_SQRT_2, PI, TAU};
+
+use rand::seq::{IndexedRandom, SliceRandom};
+use rand::Rng;
+use serde::Serialize;
+
+use super::appearance::{along_outline, clip_half_plane, inside, Canvas, Framing, Object, Palette, Pt, Rgb, Shape, Style, SCENE};
+
+/// One relation family: the idea a scene shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Relation {
+    SizeProgression,
+    OddOneOut,
+    CompositeShape,
+    MirrorSymmetry,
+    ConcentricNesting,
+    CountProgression,
+    ColourTransition,
+    RadialArrangement,
+    Stacking,
+    StepwiseRotation,
+    Splitting,
+    AlternatingPattern,
+    Containment,
+    BeforeAfter,
+}
+
+impl Relation {
+    /// Every family, in a fixed order.
+    pub const ALL: [Relation; 14] = [
+        Relation::SizeProgression,
+        Relation::OddOneOut,
+        Relation::CompositeShape,
+        Relation::MirrorSymmetry,
+        Relation::ConcentricNesting,
+        Relation::CountProgression,
+        Relation::ColourTransition,
+        Relation::RadialArrangement,
+        Relation::Stacking,
+        Relation::StepwiseRotation,
+        Relation::Splitting,
+        Relation::AlternatingPattern,
+        Relation::Containment,
+        Relation::BeforeAfter,
+    ];
+
+    /// The name used in `data.jsonl` and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Relation::SizeProgression => "size_progression",
+            Relation::OddOneOut => "odd_one_out",
+            Relation::CompositeShape => "composite_shape",
+            Relation::MirrorSymmetry => "mirror_symmetry",
+            Relation::ConcentricNesting => "concentric_nesting",
+            Relation::CountProgression => "count_progression",
+            Relation::ColourTransition => "colour_transition",
+            Relation::RadialArrangement => "radial_arrangement",
+            Relation::Stacking => "stacking",
+            Relation::StepwiseRotation => "stepwise_rotation",
+            Relation::Splitting => "splitting",
+            Relation::AlternatingPattern => "alternating_pattern",
+            Relation::Containment => "containment",
+            Relation::BeforeAfter => "before_after",
+        }
+    }
+
+    /// Whether the scene may be turned by quarter turns without changing the idea (a stack
+    /// stands on the ground).
+    pub fn turnable(self) -> bool {
+        self != Relation::Stacking
+    }
+
+    /// The family with this name.
+    pub fn from_name(name: &str) -> Option<Relation> {
+        Relation::ALL.into_iter().find(|r| r.name() == name)
+    }
+
+    /// Anonymous captions: the training paraphrases. None names a shape or a colour.
+    pub fn training_captions(self) -> &'static [&'static str] {
+        &self.captions()[..4]
+    }
+
+    /// The paraphrase kept for evaluation only: it never appears in training data.
+    pub fn evaluation_caption(self) -> &'static str {
+        self.captions()[4]
+    }
+
+    fn captions(self) -> &'static [&'static str; 5] {
+        match self {
+            Relation::SizeProgression => &[
+                "the same {object} repeated in steadily increasing sizes",
+                "a row of {object}s ordered from smallest to largest",
+                "{object}s growing bigger step by step",
+                "a sequence showing {subject} at increasing scales",
+                "growth stages of {subject}, each one larger than the last",
+            ],
+            Relation::OddOneOut => &[
+                "one {object} stands out among many identical ones",
+                "a uniform group of {object}s with a single different one",
+                "among repeated {object}s, exactly one breaks the pattern",
+                "the odd one out in a crowd of {object}s",
+                "many of the same {object} and one that does not belong",
+            ],
+            Relation::CompositeShape => &[
+                "many small {object}s together form a larger {shape}",
+                "tiny copies of {object} arranged to trace a big {shape}",
+                "a big {shape} made out of little {object}s",
+                "small {object}s grouped so that they build one large {shape}",
+                "a larger figure assembled from many small {object}s",
+            ],
+            Relation::MirrorSymmetry => &[
+                "{object}s arranged with mirror symmetry across a central axis",
+                "one half of the {scene} is a reflection of the other half",
+                "a layout of {object}s mirrored across a line",
+                "a symmetric arrangement where each {object} has a reflected twin",
+                "the {scene} reflected onto itself as in a mirror",
+            ],
+            Relation::ConcentricNesting => &[
+                "copies of {object} nested one inside another",
+                "{object}s of decreasing size sharing the same centre",
+                "layers of {object} placed inward around a common middle",
+                "a set of nested {object}s, each enclosing the next smaller one",
+                "concentric layers of {subject}",
+            ],
+            Relation::CountProgression => &[
+                "panels showing one more {object} each time",
+                "a counting sequence: the number of {object}s grows panel by panel",
+                "frames with an increasing count of {object}s",
+                "step by step, each frame adds another {object}",
+                "counting up with {object}s from one frame to the next",
+            ],
+            Relation::ColourTransition => &[
+                "a row of {object}s whose colour shifts gradually from one end to the other",
+                "{object}s fading from one hue to another in stages",
+                "the same {object} repeated as its colour slowly changes",
+                "a gradual colour transition across a sequence of {object}s",
+                "stages of {subject} changing tint little by little",
+            ],
+            Relation::RadialArrangement => &[
+                "{object}s arranged evenly around a centre, pointing outward",
+                "a halo of {object}s radiating from the middle",
+                "{object}s spaced at equal angles around a central point",
+                "a radial pattern of {object}s like the marks on a clock face",
+                "{object}s spreading out from a hub like spokes",
+            ],
+            Relation::Stacking => &[
+                "{object}s stacked into a tower, largest at the bottom",
+                "a pile of {object}s getting smaller toward the top",
+                "a vertical stack of {object}s from big to small",
+                "{object}s balanced on top of each other in decreasing size",
+                "a tower built from {subject}, narrowing as it rises",
+            ],
+            Relation::StepwiseRotation => &[
+                "the same {object} turning a little more at each step",
+                "a sequence of {object}s rotated by equal increments",
+                "{object}s that spin gradually from one to the next",
+                "a row showing {subject} rotating step by step",
+                "successive stages of {subject} turning around",
+            ],
+            Relation::Splitting => &[
+                "a whole {object} breaking apart into pieces",
+                "{subject} split into halves and then into smaller parts",
+                "stages of one {object} being divided into fragments",
+                "an intact {object} followed by its separated pieces",
+                "{subject} cut up and pulled apart step by step",
+            ],
+            Relation::AlternatingPattern => &[
+                "{object}s in an alternating pattern, one kind then the other",
+                "a repeating sequence that alternates between two {object}s",
+                "two variants of {object} taking turns along a line",
+                "an ABAB pattern made of {object}s",
+                "{subject} alternating in a regular rhythm",
+            ],
+            Relation::Containment => &[
+                "{object} enclosed inside a larger {container}",
+                "a {container} holding {object}s within its boundary",
+                "some {object}s kept inside an outline while others stay out",
+                "{subject} contained within a bigger border",
+                "{object}s held inside a {container}",
+            ],
+            Relation::BeforeAfter => &[
+                "{object}s scattered at first, then neatly arranged",
+                "before and after: a messy set of {object}s gets tidied up",
+                "a jumble of {object}s on one side and the same ones in order on the other",
+                "from chaos to order with {subject}",
+                "{subject} before and after being organised",
+            ],
+        }
+    }
+}
+
+/// The appearance of one scene, chosen independently of its relation.
+#[derive(Debug, Clone, Copy)]
+pub struct Look {
+    /// The main object shape.
+    pub shape: Shape,
+    /// A second shape, for the relations that need one (the odd one, a container, a big figure).
+    pub other_shape: Shape,
+    pub palette: &'static Palette,
+    pub style: Style,
+    /// Base rotation of upright objects, in degrees.
+    pub tilt: f32,
+    /// Placement jitter in scene units.
+    pub jitter: f32,
+    /// Overall size factor.
+    pub scale: f32,
+    /// Where the composition sits in the scene.
+    pub framing: Framing,
+}
+
+impl Look {
+    fn object(&self, shape: Shape, centre: Pt, radius: f32, rotation: f32, colour: Rgb) -> Object {
+        let style = match self.style {
+            Style::Fill => Style::Fill,
+            Style::Outline(w) => Style::Outline(w.min(radius * 0.3).max(1.0)),
+        };
+        Object { shape, centre, radius, rotation, colour, alpha: 1.0, style }
+    }
+
+    fn jittered(&self, p: Pt, rng: &mut impl Rng) -> Pt {
+        if self.jitter <= 0.0 {
+            return p;
+        }
+        (p.0 + rng.random_range(-self.jitter..=self.jitter), p.1 + rng.random_range(-self.jitter..=self.jitter))
+    }
+}
+
+/// Where a sequence of stages runs.
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    Across,
+    Down,
+    Diagonal,
+}
+
+/// `n` evenly spaced centres along a line through the middle; returns them and the spacing.
+fn line_positions(n: usize, direction: Direction) -> (Vec<Pt>, f32) {
+    let c = SCENE / 2.0;
+    let span = match direction {
+        Direction::Across | Direction::Down => 228.0,
+        Direction::Diagonal => 228.0 * std::f32::consts::SQRT_2 * 0.92,
+    };
+    let spacing = span / n as f32;
+    let (ux, uy) = match direction {
+        Direction::Across => (1.0, 0.0),
+        Direction::Down => (0.0, 1.0),
+        Direction::Diagonal => (FRAC_1_SQRT_2, FRAC_1_SQRT_2),
+    };
+    let points = (0..n)
+        .map(|i| {
+            let t = (i as f32 + 0.5) * spacing - span / 2.0;
+            (c + ux * t, c + uy * t)
+        })
+        .collect();
+    let perpendicular_room = match direction {
+        Direction::Diagonal => spacing * FRAC_1_SQRT_2 * 1.3,
+        _ => spacing,
+    };
+    (points, perpendicular_room.min(spacing))
+}
+
+fn any_direction(rng: &mut impl Rng) -> Direction {
+    *[Direction::Across, Direction::Across, Direction::Down, Direction::Diagonal].choose(rng).expect("non-empty")
+}
+
+/// Draws `relation` in `look` onto `canvas` (whose background is already painted).
+pub fn draw(relation: Relation, look: &Look, canvas: &mut Canvas, rng: &mut impl Rng) {
+    let p = look.palette;
+    match relation {
+        Relation::SizeProgression => {
+            let n = rng.random_range(3..=5);
+            let (mut centres, spacing) = line_positions(n, any_direction(rng));
+            if rng.random_bool(0.5) {
+                centres.reverse();
+            }
+            let r_max = spacing * 0.46 * look.scale.min(1.0);
+            let r_min = r_max * rng.random_range(0.22..0.4);
+            for (i, c) in centres.iter().enumerate() {
+                let r = r_min + (r_max - r_min) * i as f32 / (n - 1) as f32;
+                canvas.object(&look.object(look.shape, look.jittered(*c, rng), r, look.tilt, p.main));
+            }
+        }
+        Relation::OddOneOut => {
+            let (mut rows, mut cols) = (rng.random_range(3..=4), rng.random_range(3..=5));
+            if rng.random_bool(0.3) {
+                std::mem::swap(&mut rows, &mut cols);
+            }
+            let cell = 228.0 / rows.max(cols) as f32;
+            let r = cell * 0.36 * look.scale.min(1.05);
+            let odd = rng.random_range(0..rows * cols);
+            let by_shape = rng.random_bool(0.5);
+            for i in 0..rows * cols {
+                let centre = (
+                    SCENE / 2.0 + (i % cols) as f32 * cell - (cols - 1) as f32 * cell / 2.0,
+                    SCENE / 2.0 + (i / cols) as f32 * cell - (rows - 1) as f32 * cell / 2.0,
+                );
+                let (shape, colour) = match (i == odd, by_shape) {
+                    (false, _) => (look.shape, p.main),
+                    (true, true) => (look.other_shape, p.main),
+                    (true, false) => (look.shape, p.accent),
+                };
+                canvas.object(&look.object(shape, look.jittered(centre, rng), r, look.tilt, colour));
+            }
+        }
+        Relation::CompositeShape => {
+            let big = Object {
+                shape: look.other_shape,
+                centre: look.jittered((SCENE / 2.0, SCENE / 2.0), rng),
+                radius: rng.random_range(92.0..106.0),
+                rotation: look.tilt.clamp(-20.0, 20.0),
+                colour: p.main,
+                alpha: 1.0,
+                style: Style::Fill,
+            };
+            let outline = big.points();
+            let r = rng.random_range(6.5..10.5);
+            let mut centres = Vec::new();
+            if rng.random_bool(0.5) {
+                let mut y = big.centre.1 - big.radius;
+                let step = r * 2.5;
+                while y <= big.centre.1 + big.radius {
+                    let mut x = big.centre.0 - big.radius;
+                    while x <= big.centre.0 + big.radius {
+                        if inside(&outline, (x, y)) {
+                            centres.push((x, y));
+                        }
+                        x += step;
+                    }
+                    y += step;
+                }
+            }
+            if centres.len() < 10 {
+                let perimeter: f32 = outline.windows(2).map(|w| ((w[1].0 - w[0].0).powi(2) + (w[1].1 - w[0].1).powi(2)).sqrt()).sum();
+                centres = along_outline(&outline, ((perimeter / (r * 2.7)) as usize).max(10));
+            }
+            let turn_each = rng.random_bool(0.5);
+            for c in centres {
+                let rotation = if turn_each { rng.random_range(0.0..360.0) } else { look.tilt };
+                canvas.object(&look.object(look.shape, c, r, rotation, p.main));
+            }
+        }
+        Relation::MirrorSymmetry => {
+            let vertical_axis = rng.random_bool(0.6);
+            let colours = [p.main, p.second, p.accent];
+            let k = rng.random_range(3..=5);
+            for _ in 0..k {
+                let r = rng.random_range(14.0..32.0) * look.scale;
+                let x = rng.random_range(r + 10.0..(SCENE / 2.0 - r * 0.6 - 6.0).max(r + 11.0));
+                let y = rng.random_range(r + 10.0..SCENE - r - 10.0);
+                let centre = if vertical_axis { (x, y) } else { (y, x) };
+                let shape = if rng.random_bool(0.7) { look.shape } else { look.other_shape };
+                let o = look.object(shape, centre, r, rng.random_range(0.0..360.0), *colours.choose(rng).expect("non-empty"));
+                let points = o.points();
+                let mirrored: Vec<Pt> = points.iter().map(|&(x, y)| if vertical_axis { (SCENE - x, y) } else { (x, SCENE - y) }).collect();
+                canvas.polygon(&points, o.colour, 1.0, o.style);
+                canvas.polygon(&mirrored, o.colour, 1.0, o.style);
+            }
+            if rng.random_bool(0.5) {
+                let (from, to) = if vertical_axis { ((SCENE / 2.0, 8.0), (SCENE / 2.0, SCENE - 8.0)) } else { ((8.0, SCENE / 2.0), (SCENE - 8.0, SCENE / 2.0)) };
+                canvas.line(from, to, p.second, 0.7, 1.5, Some((6.0, 5.0)));
+            }
+        }
+        Relation::ConcentricNesting => {
+            let n = rng.random_range(3..=5);
+            let centre = look.jittered((SCENE / 2.0, SCENE / 2.0), rng);
+            let r_max = rng.random_range(96.0..110.0);
+            let r_min = r_max * rng.random_range(0.16..0.3);
+            for i in 0..n {
+                let r = r_max - (r_max - r_min) * i as f32 / (n - 1) as f32;
+                let colour = match (look.style, i % 2) {
+                    (Style::Outline(_), _) | (_, 0) => p.main,
+                    _ => p.second,
+                };
+                canvas.object(&look.object(look.shape, centre, r, look.tilt, colour));
+            }
+        }
+        Relation::CountProgression => {
+            let panels = rng.random_range(3..=4);
+            let start = rng.random_range(1..=2);
+            let across = rng.random_bool(0.7);
+            let gap = 8.0;
+            let long = (236.0 - gap * (panels - 1) as f32) / panels as f32;
+            let short = rng.random_range(long.max(100.0)..170.0f32.max(long + 1.0));
+            let max_count = start + panels - 1;
+            let grid = (max_count as f32).sqrt().ceil() as usize;
+            for j in 0..panels {
+                let offset = 10.0 + j as f32 * (long + gap);
+                let (x, y, w, h) = if across { (offset, (SCENE - short) / 2.0, long, short) } else { ((SCENE - short) / 2.0, offset, short, long) };
+                canvas.panel(x, y, w, h, [255, 255, 255], 0.3, p.second, 2.0);
+                let (cw, ch) = (w / grid as f32, h / grid as f32);
+                let r = cw.min(ch) * 0.34 * look.scale.min(1.0);
+                let mut slots: Vec<usize> = (0..grid * grid).collect();
+                slots.shuffle(rng);
+                for &s in &slots[..start + j] {
+                    let c = (x + (s % grid) as f32 * cw + cw / 2.0, y + (s / grid) as f32 * ch + ch / 2.0);
+                    let c = (c.0 + rng.random_range(-0.1..0.1) * cw, c.1 + rng.random_range(-0.1..0.1) * ch);
+                    canvas.object(&look.object(look.shape, c, r, look.tilt, p.main));
+                }
+            }
+        }
+        Relation::ColourTransition => {
+            let n = rng.random_range(4..=6);
+            let (centres, spacing) = line_positions(n, any_direction(rng));
+            let r = (spacing * 0.4).min(40.0) * look.scale.min(1.0);
+            let from = if rng.random_bool(0.5) { p.main } else { p.second };
+            for (i, c) in centres.iter().enumerate() {
+                let colour = super::appearance::mix(from, p.accent, i as f32 / (n - 1) as f32);
+                canvas.object(&look.object(look.shape, look.jittered(*c, rng), r, look.tilt, colour));
+            }
+        }
+        Relation::RadialArrangement => {
+            let n = rng.random_range(5..=10);
+            let ring = rng.random_range(64.0..88.0);
+            let r = (ring * (PI / n as f32).sin() * 0.8).min(24.0);
+            let start = rng.random_range(0.0..TAU);
+            let centre = look.jittered((SCENE / 2.0, SCENE / 2.0), rng);
+            for i in 0..n {
+                let a = start + i as f32 / n as f32 * TAU;
+                let c = (centre.0 + ring * a.cos(), centre.1 + ring * a.sin());
+                canvas.object(&look.object(look.shape, c, r, a.to_degrees() + 90.0, p.main));
+            }
+            if rng.random_bool(0.6) {
+                canvas.object(&look.object(look.shape, centre, rng.random_range(12.0..20.0), look.tilt, p.accent));
+            }
+        }
+        Relation::Stacking => {
+            let n = rng.random_range(3..=5);
+            let shrink: f32 = rng.random_range(0.68..0.82);
+            let mut radii: Vec<f32> = (0..n).map(|i| 56.0 * shrink.powi(i as i32)).collect();
+            let tilt = look.tilt.clamp(-8.0, 8.0);
+            let extent = |r: f32| {
+                let o = look.object(look.shape, (0.0, 0.0), r, tilt, p.main);
+                let ys = o.points().into_iter().map(|q| q.1);
+                ys.clone().fold(f32::MAX, f32::min).abs() + ys.fold(f32::MIN, f32::max)
+            };
+            let height: f32 = radii.iter().map(|&r| extent(r)).sum();
+            let fit = (228.0 / height).min(1.0) * look.scale.min(1.0);
+            radii.iter_mut().for_each(|r| *r *= fit);
+            let mut bottom = SCENE - 14.0;
+            let x = SCENE / 2.0 + rng.random_range(-40.0..40.0);
+            let alternate = rng.random_bool(0.4);
+            for (i, &r) in radii.iter().enumerate() {
+                let o = look.object(look.shape, (0.0, 0.0), r, tilt, p.main);
+                let ys: Vec<f32> = o.points().into_iter().map(|q| q.1).collect();
+                let (top, low) = (ys.iter().cloned().fold(f32::MAX, f32::min), ys.iter().cloned().fold(f32::MIN, f32::max));
+                let cy = bottom - low;
+                let colour = if alternate && i % 2 == 1 { p.second } else { p.main };
+                canvas.object(&look.object(look.shape, (x + rng.random_range(-2.0..2.0), cy), r, tilt, colour));
+                bottom = cy + top + 0.5;
+            }
+        }
+        Relation::StepwiseRotation => {
+            let n = rng.random_range(4..=6);
+            let (centres, spacing) = line_positions(n, any_direction(rng));
+            let r = (spacing * 0.4).min(38.0) * look.scale.min(1.0);
+            let step = rng.random_range(25.0..50.0) * if rng.random_bool(0.5) { 1.0 } else { -1.0 };
+            let start = rng.random_range(0.0..360.0);
+            for (i, c) in centres.iter().enumerate() {
+                let rotation = start + step * i as f32;
+                let o = look.object(look.shape, look.jittered(*c, rng), r, rotation, p.main);
+                canvas.object(&o);
+                // A marker at the object's top makes the turn visible even for round shapes.
+                let (s, co) = rotation.to_radians().sin_cos();
+                let tip = (o.centre.0 + 0.62 * r * s, o.centre.1 - 0.62 * r * co);
+                canvas.object(&Object { shape: Shape::Circle, centre: tip, radius: (r * 0.16).max(2.5), rotation: 0.0, colour: p.accent, alpha: 1.0, style: Style::Fill });
+            }
+        }
+        Relation::Splitting => {
+            let stages = if rng.random_bool(0.7) { 3 } else { 2 };
+            let direction = if rng.random_bool(0.7) { Direction::Across } else { Direction::Down };
+            let (centres, spacing) = line_positions(stages, direction);
+            let r = (spacing * 0.34).min(46.0) * look.scale.min(1.0);
+            let cut = rng.random_range(0.0..PI);
+            let gap = r * rng.random_range(0.18..0.3);
+            let arrows = rng.random_bool(0.5);
+            for (stage, &c) in centres.iter().enumerate() {
+                let o = look.object(look.shape, c, r, look.tilt, p.main);
+                let whole = o.points();
+                let normals: Vec<Pt> = match (stage, stages) {
+                    (0, _) => vec![],
+                    (1, 3) => vec![(cut.cos(), cut.sin())],
+                    _ => vec![(cut.cos(), cut.sin()), (-cut.sin(), cut.cos())],
+                };
+                let mut pieces = vec![(whole, (0.0f32, 0.0f32))];
+                for n in normals {
+                    let mut next = Vec::new();
+                    for (poly, shift) in pieces {
+                        for sign in [1.0f32, -1.0] {
+                            let dir = (n.0 * sign, n.1 * sign);
+                            let part = clip_half_plane(&poly, dir, dir.0 * c.0 + dir.1 * c.1);
+                            if part.len() >= 3 {
+                                next.push((part, (shift.0 + dir.0 * gap, shift.1 + dir.1 * gap)));
+                            }
+                        }
+                    }
+                    pieces = next;
+                }
+                for (poly, shift) in pieces {
+                    let moved: Vec<Pt> = poly.iter().map(|&(x, y)| (x + shift.0, y + shift.1)).collect();
+                    canvas.polygon(&moved, o.colour, 1.0, o.style);
+                }
+                if arrows && stage + 1 < stages {
+                    let next = centres[stage + 1];
+                    let (a, b) = (((c.0 * 0.55 + next.0 * 0.45), (c.1 * 0.55 + next.1 * 0.45)), ((c.0 * 0.38 + next.0 * 0.62), (c.1 * 0.38 + next.1 * 0.62)));
+                    canvas.arrow(a, b, p.second);
+                }
+            }
+        }
+        Relation::AlternatingPattern => {
+            let kind = rng.random_range(0..3);
+            let two_rows = rng.random_bool(0.3);
+            let n = rng.random_range(6..=8);
+            let direction = if rng.random_bool(0.75) { Direction::Across } else { Direction::Down };
+            let (centres, spacing) = line_positions(n, direction);
+            let r = (spacing * 0.4).min(26.0) * look.scale.min(1.0);
+            let rows: &[f32] = if two_rows { &[-1.0, 1.0] } else { &[0.0] };
+            for (row, &offset) in rows.iter().enumerate() {
+                for (i, c) in centres.iter().enumerate() {
+                    let c = match direction {
+                        Direction::Down => (c.0 + offset * spacing * 0.7, c.1),
+                        _ => (c.0, c.1 + offset * spacing * 0.7),
+                    };
+                    let b = (i + row) % 2 == 1;
+                    let (shape, colour, radius) = match (b, kind) {
+                        (false, _) => (look.shape, p.main, r),
+                        (true, 0) => (look.shape, p.second, r),
+                        (true, 1) => (look.other_shape, p.main, r),
+                        (true, _) => (look.shape, p.main, r * 0.55),
+                    };
+                    canvas.object(&look.object(shape, look.jittered(c, rng), radius, look.tilt, colour));
+                }
+            }
+        }
+        Relation::Containment => {
+            let big_r = rng.random_range(70.0..98.0);
+            let centre = (rng.random_range(big_r + 8.0..SCENE - big_r - 8.0), rng.random_range(big_r + 8.0..SCENE - big_r - 8.0));
+            let container = Object { shape: look.other_shape, centre, radius: big_r, rotation: look.tilt.clamp(-15.0, 15.0), colour: p.second, alpha: 1.0, style: Style::Outline(4.0) };
+            let boundary = container.points();
+            canvas.object(&container);
+            let r = rng.random_range(10.0..16.0) * look.scale.min(1.0);
+            let ring = |c: Pt| (0..8).map(move |k| {
+                let a = k as f32 / 8.0 * TAU;
+                (c.0 + (r + 5.0) * a.cos(), c.1 + (r + 5.0) * a.sin())
+            });
+            let (want_in, want_out) = (rng.random_range(1..=3), rng.random_range(0..=3));
+            let (mut placed, mut inner, mut outer) = (Vec::<Pt>::new(), 0, 0);
+            for _ in 0..400 {
+                if inner == want_in && outer == want_out {
+                    break;
+                }
+                let c = (rng.random_range(r + 6.0..SCENE - r - 6.0), rng.random_range(r + 6.0..SCENE - r - 6.0));
+                if placed.iter().any(|q| (q.0 - c.0).powi(2) + (q.1 - c.1).powi(2) < (2.4 * r).powi(2)) {
+                    continue;
+                }
+                let all_in = inside(&boundary, c) && ring(c).all(|q| inside(&boundary, q));
+                let all_out = !inside(&boundary, c) && ring(c).all(|q| !inside(&boundary, q));
+                if (all_in && inner < want_in) || (all_out && outer < want_out) {
+                    if all_in {
+                        inner += 1;
+                    } else {
+                        outer += 1;
+                    }
+                    placed.push(c);
+                    canvas.object(&look.object(look.shape, c, r, look.tilt, p.main));
+                }
+            }
+            if inner == 0 {
+                // A container too thin for the sampled spot: its centre always has room.
+                canvas.object(&look.object(look.shape, centre, r.min(big_r * 0.25), look.tilt, p.main));
+            }
+        }
+        Relation::BeforeAfter => {
+            let across = rng.random_bool(0.7);
+            let count: usize = rng.random_range(4..=8);
+            let (pw, ph) = if across { (104.0, rng.random_range(140.0..200.0)) } else { (rng.random_range(140.0..200.0), 104.0) };
+            let first = if across { (8.0, (SCENE - ph) / 2.0) } else { ((SCENE - pw) / 2.0, 8.0) };
+            let second = if across { (SCENE - 8.0 - pw, first.1) } else { (first.0, SCENE - 8.0 - ph) };
+            let framed = rng.random_bool(0.6);
+            for (x, y) in [first, second] {
+                if framed {
+                    canvas.panel(x, y, pw, ph, [255, 255, 255], 0.25, p.second, 2.0);
+                }
+            }
+            let cols = (count as f32).sqrt().ceil() as usize;
+            let rows = count.div_ceil(cols);
+            let (cw, ch) = (pw / cols as f32, ph / rows as f32);
+            let r = (cw.min(ch) * 0.34).min(20.0) * look.scale.min(1.0);
+            let colours: Vec<Rgb> = (0..count).map(|_| if rng.random_bool(0.7) { p.main } else { p.second }).collect();
+            for (i, &colour) in colours.iter().enumerate() {
+                let c = (first.0 + rng.random_range(r..pw - r), first.1 + rng.random_range(r..ph - r));
+                canvas.object(&look.object(look.shape, c, r, rng.random_range(0.0..360.0), colour));
+                let tidy = (second.0 + (i % cols) as f32 * cw + cw / 2.0, second.1 + (i / cols) as f32 * ch + ch / 2.0);
+                canvas.object(&look.object(look.shape, tidy, r, 0.0, colour));
+            }
+            let (a, b) = if across {
+                ((first.0 + pw + 4.0, SCENE / 2.0), (second.0 - 8.0, SCENE / 2.0))
+            } else {
+                ((SCENE / 2.0, first.1 + ph + 4.0), (SCENE / 2.0, second.1 - 8.0))
+            };
+            canvas.arrow(a, b, p.accent);
+        }
+    }
+}
