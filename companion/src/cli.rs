@@ -13,7 +13,6 @@ use crate::backend::{with_backend, BackendKind};
 use crate::encoders::{EncoderOptions, BASELINES};
 use crate::scenes::Split;
 use crate::paths;
-use crate::qwen::relsim::{EncoderFiles, RelsimEncoder};
 
 /// relsim: relational visual similarity, on your own machine.
 #[derive(Debug, Parser)]
@@ -41,18 +40,19 @@ pub enum Command {
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
     },
-    /// Embed images with the relsim encoder (Qwen2.5-VL + relsim adapter); prints one JSON line per image.
+    /// Embed images; prints one JSON line per image. With --base and --adapter the relsim
+    /// encoder (Qwen2.5-VL + relsim adapter), else the built-in relsim-lite.
     EmbedImage {
         #[command(flatten)]
-        model: QwenArgs,
+        model: EncoderOptions,
         /// The images.
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
-    /// The relsim similarity (cosine of the two embeddings) of two images.
+    /// The relsim similarity (cosine of the two embeddings) of two images (encoder as in embed-image).
     Score {
         #[command(flatten)]
-        model: QwenArgs,
+        model: EncoderOptions,
         /// First image.
         first: PathBuf,
         /// Second image.
@@ -62,6 +62,23 @@ pub enum Command {
     Scenes {
         #[command(subcommand)]
         which: ScenesCommand,
+    },
+    /// Train an image encoder with the relsim recipe on a scene set (resumes a run in OUT).
+    Train(TrainArgs),
+    /// Relational retrieval metrics (image→image and caption→image) of a trained model.
+    Eval {
+        /// A model folder (config.json, model.safetensors), a run folder or one of its checkpoints.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// A folder written by `relsim scenes generate`.
+        #[arg(long)]
+        data: PathBuf,
+        /// The split to evaluate on.
+        #[arg(long, value_enum, default_value_t = Split::Test)]
+        split: Split,
+        /// The sentence-transformers folder of all-MiniLM-L6-v2 (for caption→image retrieval).
+        #[arg(long, env = "RELSIM_MINILM_DIR", default_value_os_t = paths::default_minilm_dir())]
+        minilm_dir: PathBuf,
     },
     /// Benchmarks (numbers, not tests).
     Bench {
@@ -85,26 +102,6 @@ pub enum Command {
     },
 }
 
-/// Where the relsim encoder's files are and how to run it.
-#[derive(Debug, clap::Args)]
-pub struct QwenArgs {
-    /// The Qwen2.5-VL-7B-Instruct folder (config.json, safetensors shards, tokenizer).
-    #[arg(long, env = "RELSIM_QWEN_BASE")]
-    pub base: PathBuf,
-    /// The relsim adapter folder (adapter_config.json, adapter_model.safetensors, projection_and_config.pt).
-    #[arg(long, env = "RELSIM_QWEN_ADAPTER")]
-    pub adapter: PathBuf,
-    /// Tokenizer file, if not BASE/tokenizer.json (a .gz is decompressed).
-    #[arg(long)]
-    pub tokenizer: Option<PathBuf>,
-    /// native: the image at its own size (the official scorer); train: centre square at 448x448 (the official training).
-    #[arg(long, value_enum, default_value_t = Preprocess::Native)]
-    pub preprocess: Preprocess,
-    /// Compute backend.
-    #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
-    pub backend: BackendKind,
-}
-
 /// How images are fitted before the vision tower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Preprocess {
@@ -121,19 +118,62 @@ impl From<Preprocess> for PreprocessMode {
     }
 }
 
-/// Loads the encoder and embeds each image in turn, handing each vector to `each`.
-fn embed_images(args: &QwenArgs, images: &[PathBuf], each: &mut dyn FnMut(&std::path::Path, Vec<f32>) -> anyhow::Result<()>) -> anyhow::Result<()> {
-    let files = EncoderFiles { base: args.base.clone(), adapter: args.adapter.clone(), tokenizer: args.tokenizer.clone(), image_config: None };
-    with_backend!(args.backend, |device: B| {
-        let encoder = RelsimEncoder::<B>::load(&files, &device)?;
-        for path in images {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            let name = path.display().to_string();
-            let image = decode_rgb(&bytes, &name)?;
-            each(path, encoder.embed(&image, args.preprocess.into(), &name)?)?;
-        }
-        Ok(())
-    })
+/// Loads the encoder the options name (Qwen when --base or --adapter is given, else
+/// relsim-lite) and embeds each image in turn, handing each vector to `each`.
+fn embed_images(options: &EncoderOptions, images: &[PathBuf], each: &mut dyn FnMut(&std::path::Path, Vec<f32>) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let name = if options.base.is_some() || options.adapter.is_some() { "qwen" } else { "lite" };
+    let encoder = crate::encoders::by_name(name, options)?;
+    for path in images {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let image = decode_rgb(&bytes, &path.display().to_string())?;
+        let vector = encoder.embed_batch(std::slice::from_ref(&image))?.pop().expect("one vector per image");
+        each(path, vector)?;
+    }
+    Ok(())
+}
+
+/// Training settings: a preset, and overrides of its numbers.
+#[derive(Debug, clap::Args)]
+pub struct TrainArgs {
+    /// lite: relsim-lite on the scenes train split (this machine, under an hour); tiny: a toy model for tests.
+    #[arg(long, value_enum, default_value_t = crate::train::Preset::Lite)]
+    pub preset: crate::train::Preset,
+    /// A folder written by `relsim scenes generate`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// The run folder: options, metrics.jsonl, checkpoints/, and the final model/.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Optimiser steps.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Images per micro-batch.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Micro-batches per optimiser step (gradient accumulation).
+    #[arg(long)]
+    pub accumulation: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    pub learning_rate: Option<f64>,
+    /// Save a checkpoint every N steps.
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    /// Validate (relational P@1 on val) every N steps; 0 turns it off.
+    #[arg(long)]
+    pub validate_every: Option<usize>,
+    /// Seed of the initial weights and the batch order.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Also copy the final model (config.json, model.safetensors) here.
+    #[arg(long)]
+    pub export: Option<PathBuf>,
+    /// Internal: stop (saving a checkpoint) once this many steps are done, as an interruption would.
+    #[arg(long, hide = true)]
+    pub stop_at: Option<usize>,
+    /// The sentence-transformers folder of all-MiniLM-L6-v2 (caption embeddings).
+    #[arg(long, env = "RELSIM_MINILM_DIR", default_value_os_t = paths::default_minilm_dir())]
+    pub minilm_dir: PathBuf,
 }
 
 /// The scene subcommands.
@@ -300,6 +340,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             crate::bench::bench_relational(&data, split, &encoders, &options, &json)
         }
         Command::Bench { which: BenchCommand::Scenes { count, size } } => crate::bench::bench_scenes(count, size),
+        Command::Train(args) => crate::train::cli::run_train(args),
+        Command::Eval { checkpoint, data, split, minilm_dir } => crate::train::cli::run_eval(&checkpoint, &data, split, &minilm_dir),
         Command::Serve { port, minilm_dir, public_dir, pkg_dir } => {
             let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
             let config = crate::server::ServerConfig { addr, minilm_dir, public_dir, pkg_dir };

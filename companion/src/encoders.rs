@@ -44,6 +44,9 @@ pub const BASELINES: [&str; 3] = ["pixels", "colour-histogram", "hog"];
 /// Where a model-backed encoder finds its files.
 #[derive(Debug, Clone, clap::Args)]
 pub struct EncoderOptions {
+    /// For `lite`: the relsim-lite folder (config.json, model.safetensors).
+    #[arg(long, env = "RELSIM_LITE_DIR", default_value_os_t = crate::paths::default_lite_dir())]
+    pub lite: PathBuf,
     /// For `qwen`: the Qwen2.5-VL folder.
     #[arg(long, env = "RELSIM_QWEN_BASE")]
     pub base: Option<PathBuf>,
@@ -73,10 +76,40 @@ impl<B: burn::tensor::backend::Backend> ImageEncoder for QwenEncoder<B> {
     }
 }
 
+/// relsim-lite behind the common interface.
+pub struct LiteEncoder<B: burn::tensor::backend::Backend> {
+    pub model: relsim_shared::image::lite::RelsimLite<B>,
+    pub size: usize,
+    pub device: B::Device,
+}
+
+impl<B: burn::tensor::backend::Backend> LiteEncoder<B> {
+    /// Loads the model in `dir` (config.json, model.safetensors).
+    pub fn load(dir: &std::path::Path, device: &B::Device) -> anyhow::Result<Self> {
+        let (config, model) = crate::train::load_lite::<B>(dir, device)?;
+        Ok(LiteEncoder { model, size: config.image_size, device: device.clone() })
+    }
+}
+
+impl<B: burn::tensor::backend::Backend> ImageEncoder for LiteEncoder<B> {
+    fn embed_batch(&self, images: &[RgbImage]) -> anyhow::Result<Vec<Vec<f32>>> {
+        use relsim_shared::image::lite::{pixel_batch, pixels};
+        let mut out = Vec::with_capacity(images.len());
+        for chunk in images.chunks(64) {
+            let batch: Vec<Vec<f32>> = chunk.par_iter().map(|image| pixels(image, self.size)).collect();
+            let embedded = self.model.forward(pixel_batch::<B>(&batch, self.size, &self.device));
+            let dim = embedded.dims()[1];
+            let values = embedded.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("reading embeddings: {e:?}"))?;
+            out.extend(values.chunks(dim).map(<[f32]>::to_vec));
+        }
+        Ok(out)
+    }
+}
+
 /// Every encoder name `by_name` knows.
 pub fn known_names() -> Vec<&'static str> {
     let mut names = BASELINES.to_vec();
-    names.push("qwen");
+    names.extend(["lite", "qwen"]);
     names
 }
 
@@ -86,6 +119,7 @@ pub fn by_name(name: &str, options: &EncoderOptions) -> anyhow::Result<Box<dyn I
         "pixels" => Box::new(AttributeBaseline::Pixels),
         "colour-histogram" | "color-histogram" => Box::new(AttributeBaseline::ColourHistogram),
         "hog" => Box::new(AttributeBaseline::Hog),
+        "lite" => with_backend!(options.backend, |device: B| Box::new(LiteEncoder::<B>::load(&options.lite, &device)?) as Box<dyn ImageEncoder>),
         "qwen" => {
             let (Some(base), Some(adapter)) = (&options.base, &options.adapter) else {
                 anyhow::bail!("encoder `qwen` needs --base and --adapter (or RELSIM_QWEN_BASE and RELSIM_QWEN_ADAPTER)");

@@ -8,4 +8,5 @@ pub mod paths;
 pub mod qwen;
 pub mod scenes;
 pub mod server;
+pub mod train;
 pub mod weights;

@@ -26,3 +26,8 @@ pub fn default_pkg_dir() -> PathBuf {
 pub fn default_text_corpus() -> PathBuf {
     workspace_root().join("tests").join("fixtures").join("minilm").join("reference.json")
 }
+
+/// Default relsim-lite model: the committed weights in `assets/relsim-lite`.
+pub fn default_lite_dir() -> PathBuf {
+    workspace_root().join("assets").join("relsim-lite")
+}

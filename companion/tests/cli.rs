@@ -34,6 +34,8 @@ fn every_subcommand_has_help() {
         &["bench", "scenes", "--help"],
         &["scenes", "generate", "--help"],
         &["scenes", "sheet", "--help"],
+        &["train", "--help"],
+        &["eval", "--help"],
     ] {
         let out = relsim().args(args).output().unwrap();
         assert!(out.status.success(), "relsim {args:?} failed");

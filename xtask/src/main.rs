@@ -19,7 +19,8 @@ usage: cargo xtask <task>
   bench text             sentences/s natively (and sentence-transformers when a Python
                          reference environment is found) and the browser's per-query latency
   bench scenes           scene generation images/s (all cores beside one core), then the
-                         relational benchmark's attribute baselines on a 14,000-scene set
+                         relational benchmark (relsim-lite and the attribute baselines) on a
+                         14,000-scene set
 ";
 
 fn main() -> Result<()> {
@@ -58,7 +59,8 @@ fn bench_scenes() -> Result<()> {
     let _ = std::fs::remove_dir_all(&data);
     util::step(&format!("relational benchmark: attribute baselines, seed 0, 14000 scenes in {}", data.display()));
     util::run(util::command(&relsim).args(["scenes", "generate", "--count", "14000", "--seed", "0", "--out"]).arg(&data))?;
-    util::run(util::command(&relsim).args(["bench", "relational", "--split", "test", "--data"]).arg(&data))
+    let encoders = ["lite", "pixels", "colour-histogram", "hog"].iter().flat_map(|e| ["--encoder", e]);
+    util::run(util::command(&relsim).args(["bench", "relational", "--split", "test"]).args(encoders).arg("--data").arg(&data))
 }
 
 fn test() -> Result<()> {

@@ -81,6 +81,24 @@ pub fn evaluate(embeddings: &[Vec<f32>], records: &[Record]) -> RetrievalMetrics
     }
 }
 
+/// Caption→image retrieval: for each caption (with the relation it names), the share of its
+/// `k` nearest images that show that relation, averaged over captions.
+pub fn text_to_image_precision(captions: &[(Vec<f32>, String)], embeddings: &[Vec<f32>], records: &[Record], k: usize) -> f64 {
+    if captions.is_empty() {
+        return 0.0;
+    }
+    let per_caption: Vec<f64> = captions
+        .par_iter()
+        .map(|(vector, relation)| {
+            let mut ranked: Vec<(f32, usize)> = embeddings.iter().enumerate().map(|(j, e)| (dot(vector, e), j)).collect();
+            ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            let top = ranked.iter().take(k);
+            top.filter(|(_, j)| &records[*j].relation == relation).count() as f64 / k.min(ranked.len()).max(1) as f64
+        })
+        .collect();
+    per_caption.iter().sum::<f64>() / per_caption.len() as f64
+}
+
 /// The report table: one line per encoder.
 pub fn table(rows: &[(String, RetrievalMetrics)]) -> String {
     let mut out = format!("{:<20} {:>7} {:>7} {:>7} {:>7}\n", "encoder", "P@1", "P@5", "mAP", "trap");

@@ -1,0 +1,162 @@
+//! The `train` and `eval` subcommands.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use relsim_shared::image::lite::LiteConfig;
+
+use super::{load_lite, train, RunDir, StepMetrics, TrainEnd, TrainObserver, TrainOptions};
+use crate::cli::{progress_bar, TrainArgs};
+use crate::scenes::generate::Split;
+use crate::scenes::Relation;
+
+/// Named starting points for `relsim train`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    /// relsim-lite, the built-in default image encoder.
+    Lite,
+    /// A toy model for tests: seconds per run.
+    Tiny,
+}
+
+impl Preset {
+    /// The options of this preset for the scene set in `data`.
+    pub fn options(self, data: &Path) -> TrainOptions {
+        match self {
+            Preset::Lite => TrainOptions {
+                data: data.to_path_buf(),
+                model: LiteConfig::new(),
+                steps: 3000,
+                batch_size: 64,
+                accumulation: 1,
+                learning_rate: 1e-3,
+                warmup_steps: 150,
+                final_lr_fraction: 0.02,
+                weight_decay: 0.05,
+                clip_norm: 1.0,
+                checkpoint_every: 100,
+                validate_every: 250,
+                seed: 0,
+            },
+            Preset::Tiny => TrainOptions {
+                data: data.to_path_buf(),
+                model: LiteConfig::new().with_image_size(16).with_patch_size(4).with_hidden(16).with_layers(2).with_heads(2),
+                steps: 8,
+                batch_size: 8,
+                accumulation: 2,
+                learning_rate: 3e-3,
+                warmup_steps: 2,
+                final_lr_fraction: 0.1,
+                weight_decay: 0.05,
+                clip_norm: 1.0,
+                checkpoint_every: 2,
+                validate_every: 4,
+                seed: 0,
+            },
+        }
+    }
+}
+
+/// Progress bar with loss, in-batch accuracy, temperature and images/s.
+struct Bar(indicatif::ProgressBar);
+
+impl TrainObserver for Bar {
+    fn started(&mut self, first_step: usize, steps: usize) {
+        self.0.set_length(steps as u64);
+        self.0.set_position(first_step as u64);
+    }
+
+    fn step(&mut self, m: &StepMetrics) {
+        self.0.set_position(m.step as u64);
+        let val = m.val_p_at_1.map(|p| format!(" val P@1 {p:.3}")).unwrap_or_default();
+        self.0.set_message(format!("loss {:.4} acc {:.3} T {:.4} {:.0} img/s{val}", m.loss, m.accuracy, m.temperature, m.images_per_second));
+        if m.val_p_at_1.is_some() {
+            tracing::info!("step {}: loss {:.4}, accuracy {:.3}{val}", m.step, m.loss, m.accuracy);
+        }
+    }
+}
+
+/// `relsim train`.
+pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
+    let mut options = args.preset.options(&args.data);
+    if let Some(v) = args.steps {
+        options.steps = v;
+    }
+    if let Some(v) = args.batch_size {
+        options.batch_size = v;
+    }
+    if let Some(v) = args.accumulation {
+        options.accumulation = v;
+    }
+    if let Some(v) = args.learning_rate {
+        options.learning_rate = v;
+    }
+    if let Some(v) = args.checkpoint_every {
+        options.checkpoint_every = v;
+    }
+    if let Some(v) = args.validate_every {
+        options.validate_every = v;
+    }
+    if let Some(v) = args.seed {
+        options.seed = v;
+    }
+    anyhow::ensure!(options.batch_size >= 2, "--batch-size must be at least 2 (in-batch negatives)");
+    let bar = progress_bar(options.steps as u64, "training");
+    let mut observer = Bar(bar.clone());
+    let end = train(&options, &args.out, &args.minilm_dir, args.stop_at, &mut observer)?;
+    bar.finish_and_clear();
+    match end {
+        TrainEnd::Interrupted(step) => eprintln!("stopped at step {step}; a checkpoint is saved — run the same command to resume"),
+        TrainEnd::Finished => {
+            let model = RunDir(args.out.clone()).model();
+            eprintln!("done: {}", model.display());
+            if let Some(export) = args.export {
+                std::fs::create_dir_all(&export).with_context(|| format!("creating {}", export.display()))?;
+                for file in ["config.json", "model.safetensors"] {
+                    std::fs::copy(model.join(file), export.join(file)).with_context(|| format!("copying {file} to {}", export.display()))?;
+                }
+                eprintln!("exported to {}", export.display());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Finds the lite model behind `path`: a model folder, a run folder (its final model or newest
+/// checkpoint) or a checkpoint folder.
+pub fn resolve_model(path: &Path) -> anyhow::Result<PathBuf> {
+    if path.join("config.json").exists() && path.join("model.safetensors").exists() {
+        return Ok(path.to_path_buf());
+    }
+    let run = RunDir(path.to_path_buf());
+    if run.model().join("model.safetensors").exists() {
+        return Ok(run.model());
+    }
+    anyhow::bail!("{} holds no model (config.json and model.safetensors); checkpoints are exported when a run finishes", path.display())
+}
+
+/// `relsim eval`: image→image relational retrieval and caption→image P@10 on a split.
+pub fn run_eval(checkpoint: &Path, data: &Path, split: Split, minilm_dir: &Path) -> anyhow::Result<()> {
+    let dir = resolve_model(checkpoint)?;
+    let (config, model) = load_lite::<burn::backend::NdArray<f32>>(&dir, &Default::default())?;
+    let size = config.image_size;
+    let set = super::data::SceneSplit::load(data, split, size as u32)?;
+    let embeddings = super::embed_lite(&model, &set.pixels(&(0..set.images.len()).collect::<Vec<_>>(), size), size);
+    let metrics = crate::scenes::bench::evaluate(&embeddings, &set.records);
+    let training: Vec<(String, String)> = Relation::ALL.iter().flat_map(|r| r.training_captions().iter().map(move |c| (c.to_string(), r.name().to_string()))).collect();
+    let held_out: Vec<(String, String)> = Relation::ALL.iter().map(|r| (r.evaluation_caption().to_string(), r.name().to_string())).collect();
+    let texts: Vec<String> = training.iter().chain(&held_out).map(|(c, _)| c.clone()).collect();
+    let vectors = super::data::caption_embeddings(&texts, minilm_dir, &data.join("caption-embeddings.json"))?;
+    let pair = |list: &[(String, String)], offset: usize| -> Vec<(Vec<f32>, String)> { list.iter().enumerate().map(|(i, (_, r))| (vectors[offset + i].clone(), r.clone())).collect() };
+    let p10_train = crate::scenes::bench::text_to_image_precision(&pair(&training, 0), &embeddings, &set.records, 10);
+    let p10_held_out = crate::scenes::bench::text_to_image_precision(&pair(&held_out, training.len()), &embeddings, &set.records, 10);
+    println!("relsim-lite ({}) on the {} split of {}: {} images", dir.display(), split.name(), data.display(), set.records.len());
+    print!("{}", crate::scenes::bench::table(&[("relsim-lite".to_string(), metrics.clone())]));
+    println!("caption→image P@10: training paraphrases {p10_train:.3}, held-out paraphrases {p10_held_out:.3}");
+    let report = serde_json::json!({
+        "model": dir.display().to_string(), "split": split.name(), "images": set.records.len(),
+        "metrics": metrics, "caption_to_image_p_at_10": { "training": p10_train, "held_out": p10_held_out },
+    });
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}

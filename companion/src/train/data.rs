@@ -1,0 +1,120 @@
+//! Training data: a scene split decoded into memory at the model's input size, the frozen
+//! MiniLM embeddings of its captions (computed once per dataset, cached beside it), and a batch
+//! order that depends only on the seed and the step, so that a resumed run sees the same batches.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use image::imageops::{self, FilterType};
+use image::RgbImage;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+use relsim_shared::image::preprocess::decode_rgb;
+use relsim_shared::text::minilm::MiniLm;
+
+use crate::scenes::generate::{read_records, write_atomically, Record, Split};
+
+/// One split in memory.
+pub struct SceneSplit {
+    pub records: Vec<Record>,
+    /// The images at the model's input size.
+    pub images: Vec<RgbImage>,
+    /// Index of each record's caption in `captions`.
+    pub caption_ids: Vec<usize>,
+    /// The distinct captions, in first-seen order.
+    pub captions: Vec<String>,
+}
+
+impl SceneSplit {
+    /// Reads `split` of the scene set in `dir`, resizing images to `size`.
+    pub fn load(dir: &Path, split: Split, size: u32) -> anyhow::Result<Self> {
+        let records = read_records(dir, Some(split))?;
+        anyhow::ensure!(!records.is_empty(), "{} has no {} images", dir.display(), split.name());
+        let images = records
+            .par_iter()
+            .map(|r| {
+                let path = dir.join("images").join(format!("{}.png", r.image_hash));
+                let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                let image = decode_rgb(&bytes, &path.display().to_string())?;
+                Ok(if image.width() == size && image.height() == size { image } else { imageops::resize(&image, size, size, FilterType::Triangle) })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut index: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut captions = Vec::new();
+        let caption_ids = records
+            .iter()
+            .map(|r| {
+                *index.entry(r.caption.as_str()).or_insert_with(|| {
+                    captions.push(r.caption.clone());
+                    captions.len() - 1
+                })
+            })
+            .collect();
+        Ok(SceneSplit { records, images, caption_ids, captions })
+    }
+
+    /// The images of one batch, in the layout the lite model reads.
+    pub fn pixels(&self, indices: &[usize], size: usize) -> Vec<Vec<f32>> {
+        indices.par_iter().map(|&i| relsim_shared::image::lite::pixels(&self.images[i], size)).collect()
+    }
+}
+
+/// MiniLM embeddings of `captions`, read from `cache` when it holds them all, else computed
+/// and written there.
+pub fn caption_embeddings(captions: &[String], minilm_dir: &Path, cache: &Path) -> anyhow::Result<Vec<Vec<f32>>> {
+    let mut known: BTreeMap<String, Vec<f32>> = match std::fs::read(cache) {
+        Ok(bytes) => serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", cache.display()))?,
+        Err(_) => BTreeMap::new(),
+    };
+    let missing: Vec<&str> = captions.iter().map(String::as_str).filter(|c| !known.contains_key(*c)).collect();
+    if !missing.is_empty() {
+        type B = burn::backend::NdArray<f32>;
+        let model = MiniLm::<B>::from_dir(minilm_dir, &Default::default()).with_context(|| format!("loading MiniLM from {}", minilm_dir.display()))?;
+        for chunk in missing.chunks(32) {
+            for (caption, vector) in chunk.iter().zip(model.embed_vecs(chunk)?) {
+                known.insert(caption.to_string(), vector);
+            }
+        }
+        write_atomically(cache, &serde_json::to_vec(&known)?)?;
+    }
+    Ok(captions.iter().map(|c| known[c].clone()).collect())
+}
+
+/// The examples of micro-batch `index`: epochs are shuffles of the split drawn from the seed
+/// and the epoch number alone.
+pub fn batch_indices(seed: u64, index: usize, batch: usize, len: usize) -> Vec<usize> {
+    let start = index * batch;
+    let mut out = Vec::with_capacity(batch);
+    let mut epoch = usize::MAX;
+    let mut order = Vec::new();
+    for k in start..start + batch {
+        if k / len != epoch {
+            epoch = k / len;
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(epoch as u64);
+            order = (0..len).collect();
+            order.shuffle(&mut rng);
+        }
+        out.push(order[k % len]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_cover_each_epoch_once_and_repeat_with_the_seed() {
+        let len = 10;
+        let epoch: Vec<usize> = (0..5).flat_map(|i| batch_indices(7, i, 4, len)).collect();
+        let mut first: Vec<usize> = epoch[..10].to_vec();
+        first.sort();
+        assert_eq!(first, (0..10).collect::<Vec<_>>());
+        assert_eq!(batch_indices(7, 3, 4, len), batch_indices(7, 3, 4, len));
+        assert_ne!(batch_indices(7, 0, 4, len), batch_indices(8, 0, 4, len));
+    }
+}

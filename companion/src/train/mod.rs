@@ -1,0 +1,318 @@
+//! `relsim train`: the relsim recipe — pull image embeddings toward the frozen MiniLM embeddings
+//! of anonymous captions (symmetric InfoNCE, in-batch negatives, learnable temperature), with
+//! AdamW, linear warm-up then cosine decay, gradient clipping and accumulation, checkpoints that
+//! resume the same run, Ctrl-C saving, JSON-lines metrics and validation on the val split.
+
+pub mod data;
+pub mod cli;
+pub mod infonce;
+
+pub use cli::Preset;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::backend::{Autodiff, NdArray};
+use burn::module::{AutodiffModule, Module};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::record::{BinFileRecorder, FullPrecisionSettings, Recorder};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, TensorData};
+use relsim_shared::image::lite::{pixel_batch, LiteConfig, RelsimLite};
+use serde::{Deserialize, Serialize};
+
+use crate::scenes::generate::{write_atomically, Split};
+use data::{batch_indices, caption_embeddings, SceneSplit};
+use infonce::{info_nce, Temperature};
+
+type Inner = NdArray<f32>;
+type Train = Autodiff<Inner>;
+
+/// Everything that defines a run; saved as `OUT/train.json` and checked on resume.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    /// The scene set (`relsim scenes generate`).
+    pub data: PathBuf,
+    pub model: LiteConfig,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Images per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimiser step.
+    pub accumulation: usize,
+    /// Peak learning rate.
+    pub learning_rate: f64,
+    pub warmup_steps: usize,
+    /// Cosine decay ends at this fraction of the peak.
+    pub final_lr_fraction: f64,
+    pub weight_decay: f32,
+    /// Gradient clipping: largest L2 norm of each parameter's gradient.
+    pub clip_norm: f32,
+    pub checkpoint_every: usize,
+    /// Validation (relational P@1 on the val split) every this many steps; 0 turns it off.
+    pub validate_every: usize,
+    pub seed: u64,
+}
+
+impl TrainOptions {
+    /// The learning rate at `step`: linear warm-up, then cosine decay.
+    pub fn learning_rate_at(&self, step: usize) -> f64 {
+        if step < self.warmup_steps {
+            return self.learning_rate * (step + 1) as f64 / self.warmup_steps as f64;
+        }
+        let span = (self.steps - self.warmup_steps).max(1) as f64;
+        let t = ((step - self.warmup_steps) as f64 / span).min(1.0);
+        let floor = self.learning_rate * self.final_lr_fraction;
+        floor + (self.learning_rate - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+    }
+}
+
+/// The trained module: the image encoder and the temperature.
+#[derive(Module, Debug)]
+pub struct LiteTrainee<B: Backend> {
+    pub encoder: RelsimLite<B>,
+    pub temperature: Temperature<B>,
+}
+
+/// One line of `metrics.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub step: usize,
+    pub loss: f32,
+    pub accuracy: f32,
+    pub temperature: f32,
+    pub learning_rate: f64,
+    pub images_per_second: f32,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub val_p_at_1: Option<f64>,
+}
+
+/// Where a run keeps its files.
+pub struct RunDir(pub PathBuf);
+
+impl RunDir {
+    fn options(&self) -> PathBuf {
+        self.0.join("train.json")
+    }
+    fn metrics(&self) -> PathBuf {
+        self.0.join("metrics.jsonl")
+    }
+    fn checkpoints(&self) -> PathBuf {
+        self.0.join("checkpoints")
+    }
+    /// The exported model: `config.json` and `model.safetensors`.
+    pub fn model(&self) -> PathBuf {
+        self.0.join("model")
+    }
+
+    /// The newest checkpoint and its step.
+    fn latest_checkpoint(&self) -> Option<(usize, PathBuf)> {
+        std::fs::read_dir(self.checkpoints())
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let step = name.strip_prefix("step-")?.parse().ok()?;
+                e.path().join("state.json").exists().then_some((step, e.path()))
+            })
+            .max_by_key(|(s, _)| *s)
+    }
+}
+
+/// What the caller hears while training runs.
+pub trait TrainObserver {
+    fn started(&mut self, _first_step: usize, _steps: usize) {}
+    fn step(&mut self, _metrics: &StepMetrics) {}
+}
+
+/// No reports.
+impl TrainObserver for () {}
+
+/// Set by Ctrl-C; the loop saves a checkpoint and stops at the next step boundary.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = flag.clone();
+        // Without a handler (e.g. one already installed), Ctrl-C simply ends the process.
+        let _ = ctrlc::set_handler(move || f.store(true, Ordering::SeqCst));
+        flag
+    })
+    .clone()
+}
+
+/// How a call to `train` ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TrainEnd {
+    Finished,
+    /// Stopped early (Ctrl-C or `stop_at`), with a checkpoint at this step.
+    Interrupted(usize),
+}
+
+/// Trains relsim-lite, resuming from the newest checkpoint in `out` if there is one.
+/// `stop_at` ends the call after that many steps in total (a checkpoint is saved), as an
+/// interruption would.
+pub fn train(options: &TrainOptions, out: &Path, minilm_dir: &Path, stop_at: Option<usize>, observer: &mut dyn TrainObserver) -> anyhow::Result<TrainEnd> {
+    let run = RunDir(out.to_path_buf());
+    std::fs::create_dir_all(&run.0).with_context(|| format!("creating {}", run.0.display()))?;
+    let device = burn::backend::ndarray::NdArrayDevice::Cpu;
+    options.model.validate("the lite model options")?;
+    if let Ok(saved) = std::fs::read(run.options()) {
+        let saved: TrainOptions = serde_json::from_slice(&saved).with_context(|| format!("parsing {}", run.options().display()))?;
+        anyhow::ensure!(
+            &saved == options,
+            "{} holds a run with other options; use another --out or the same options to resume",
+            run.0.display()
+        );
+    } else {
+        write_atomically(&run.options(), &serde_json::to_vec_pretty(options)?)?;
+    }
+
+    let size = options.model.image_size;
+    let train = SceneSplit::load(&options.data, Split::Train, size as u32)?;
+    let val = if options.validate_every > 0 { Some(SceneSplit::load(&options.data, Split::Val, size as u32)?) } else { None };
+    let cache = options.data.join("caption-embeddings.json");
+    let caption_vectors = caption_embeddings(&train.captions, minilm_dir, &cache)?;
+
+    Train::seed(&device, options.seed);
+    let mut model = LiteTrainee { encoder: options.model.init::<Train>(&device), temperature: Temperature::new(&device) };
+    let mut optimizer = AdamWConfig::new()
+        .with_weight_decay(options.weight_decay)
+        .with_grad_clipping(Some(GradientClippingConfig::Norm(options.clip_norm)))
+        .init::<Train, LiteTrainee<Train>>();
+    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+    let mut step = 0;
+    if let Some((saved_step, dir)) = run.latest_checkpoint() {
+        model = model.load_file(dir.join("model"), &recorder, &device).with_context(|| format!("loading {}", dir.display()))?;
+        let record = recorder.load(dir.join("optimizer"), &device).with_context(|| format!("loading {}", dir.display()))?;
+        optimizer = optimizer.load_record(record);
+        step = saved_step;
+        truncate_metrics(&run.metrics(), step)?;
+        tracing::info!("resuming {} at step {step}", run.0.display());
+    } else {
+        let _ = std::fs::remove_file(run.metrics());
+    }
+
+    let interrupted = interrupt_flag();
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(run.metrics()).with_context(|| format!("opening {}", run.metrics().display()))?;
+    observer.started(step, options.steps);
+    let accumulation = options.accumulation.max(1);
+    while step < options.steps {
+        if interrupted.load(Ordering::SeqCst) || stop_at.is_some_and(|s| step >= s) {
+            save_checkpoint(&run, step, &model, &optimizer, &recorder)?;
+            return Ok(TrainEnd::Interrupted(step));
+        }
+        let started = Instant::now();
+        let lr = options.learning_rate_at(step);
+        let mut accumulator = GradientsAccumulator::<LiteTrainee<Train>>::new();
+        let (mut loss_sum, mut accuracy_sum) = (0.0f32, 0.0f32);
+        for micro in 0..accumulation {
+            let indices = batch_indices(options.seed, step * accumulation + micro, options.batch_size, train.images.len());
+            let images = pixel_batch::<Train>(&train.pixels(&indices, size), size, &device);
+            let ids: Vec<usize> = indices.iter().map(|&i| train.caption_ids[i]).collect();
+            let captions: Vec<f32> = ids.iter().flat_map(|&c| caption_vectors[c].iter().copied()).collect();
+            let captions = Tensor::<Train, 2>::from_data(TensorData::new(captions, [ids.len(), caption_vectors[0].len()]), &device);
+            let out = info_nce(model.encoder.forward(images), captions, &ids, &model.temperature);
+            let loss = out.loss / accumulation as f32;
+            loss_sum += loss.clone().into_data().convert::<f32>().into_vec::<f32>().expect("f32")[0];
+            accuracy_sum += out.accuracy / accumulation as f32;
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            accumulator.accumulate(&model, grads);
+        }
+        model = optimizer.step(lr, model, accumulator.grads());
+        step += 1;
+        let mut metrics = StepMetrics {
+            step,
+            loss: loss_sum,
+            accuracy: accuracy_sum,
+            temperature: model.temperature.value(),
+            learning_rate: lr,
+            images_per_second: (options.batch_size * accumulation) as f32 / started.elapsed().as_secs_f32(),
+            val_p_at_1: None,
+        };
+        if let Some(val) = &val {
+            if step % options.validate_every == 0 || step == options.steps {
+                metrics.val_p_at_1 = Some(validate(&model.encoder.valid(), val, size)?);
+            }
+        }
+        serde_json::to_writer(&mut log, &metrics)?;
+        writeln!(log)?;
+        observer.step(&metrics);
+        if step % options.checkpoint_every.max(1) == 0 || step == options.steps {
+            save_checkpoint(&run, step, &model, &optimizer, &recorder)?;
+        }
+    }
+    export_lite(&run.model(), &options.model, &model.encoder.valid())?;
+    Ok(TrainEnd::Finished)
+}
+
+/// Drops metric lines after `step` (they belong to the part of the run being replayed).
+fn truncate_metrics(path: &Path, step: usize) -> anyhow::Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else { return Ok(()) };
+    let kept: String = text
+        .lines()
+        .filter(|l| serde_json::from_str::<StepMetrics>(l).is_ok_and(|m| m.step <= step))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write_atomically(path, kept.as_bytes())
+}
+
+/// Saves model, optimiser state and step as `checkpoints/step-N`; keeps the newest two.
+fn save_checkpoint(run: &RunDir, step: usize, model: &LiteTrainee<Train>, optimizer: &impl Optimizer<LiteTrainee<Train>, Train>, recorder: &BinFileRecorder<FullPrecisionSettings>) -> anyhow::Result<()> {
+    let dir = run.checkpoints().join(format!("step-{step:07}"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    model.clone().save_file(dir.join("model"), recorder).with_context(|| format!("saving {}", dir.display()))?;
+    recorder.record(optimizer.to_record(), dir.join("optimizer")).with_context(|| format!("saving {}", dir.display()))?;
+    // state.json last: a checkpoint without it is incomplete and ignored.
+    write_atomically(&dir.join("state.json"), &serde_json::to_vec(&serde_json::json!({ "step": step }))?)?;
+    let mut all: Vec<PathBuf> = std::fs::read_dir(run.checkpoints())?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    all.sort();
+    for old in all.iter().rev().skip(2) {
+        let _ = std::fs::remove_dir_all(old);
+    }
+    Ok(())
+}
+
+/// Relational P@1 of `encoder` on a split.
+pub fn validate(encoder: &RelsimLite<Inner>, split: &SceneSplit, size: usize) -> anyhow::Result<f64> {
+    let embeddings = embed_lite(encoder, &split.pixels(&(0..split.images.len()).collect::<Vec<_>>(), size), size);
+    Ok(crate::scenes::bench::evaluate(&embeddings, &split.records).p_at_1)
+}
+
+/// Embeds images (already in the model's pixel layout) in batches of 64.
+pub fn embed_lite(encoder: &RelsimLite<Inner>, pixels: &[Vec<f32>], size: usize) -> Vec<Vec<f32>> {
+    let device = Default::default();
+    pixels
+        .chunks(64)
+        .flat_map(|chunk| {
+            let out = encoder.forward(pixel_batch::<Inner>(chunk, size, &device));
+            let dim = out.dims()[1];
+            let values = out.into_data().convert::<f32>().into_vec::<f32>().expect("f32");
+            values.chunks(dim).map(<[f32]>::to_vec).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Writes a lite model as `dir/config.json` and `dir/model.safetensors`.
+pub fn export_lite<B: Backend>(dir: &Path, config: &LiteConfig, model: &RelsimLite<B>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_atomically(&dir.join("config.json"), &serde_json::to_vec_pretty(config)?)?;
+    write_atomically(&dir.join("model.safetensors"), &model.to_safetensors()?)
+}
+
+/// Loads a lite model written by `export_lite`.
+pub fn load_lite<B: Backend>(dir: &Path, device: &B::Device) -> anyhow::Result<(LiteConfig, RelsimLite<B>)> {
+    let config_path = dir.join("config.json");
+    let text = std::fs::read(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
+    let config: LiteConfig = serde_json::from_slice(&text).with_context(|| format!("parsing {}", config_path.display()))?;
+    let weights_path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&weights_path).with_context(|| format!("reading {}", weights_path.display()))?;
+    let file = relsim_shared::weights::TensorFile::parse(weights_path.display().to_string(), &bytes)?;
+    let model = RelsimLite::from_weights(&config, &file, device)?;
+    Ok((config, model))
+}

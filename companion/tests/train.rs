@@ -1,0 +1,114 @@
+//! `relsim train` on a toy model: a resumed run is the same run, Ctrl-C saves a checkpoint,
+//! options are checked on resume, and `relsim eval` reads what training wrote.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+fn relsim() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_relsim"))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("relsim-train-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// A small scene set shared by the tests (140 scenes: 112 train, 14 val, 14 test).
+fn scenes() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = temp_dir("scenes");
+        let status = relsim().args(["scenes", "generate", "--count", "140", "--size", "64", "--seed", "4", "--out"]).arg(&dir).status().unwrap();
+        assert!(status.success());
+        dir
+    })
+}
+
+fn train(out: &Path, extra: &[&str]) -> std::process::Output {
+    let out = relsim().args(["train", "--preset", "tiny", "--data"]).arg(scenes()).arg("--out").arg(out).args(extra).output().unwrap();
+    assert!(out.status.success(), "relsim train failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+/// metrics.jsonl without the wall-clock field.
+fn losses(run: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    text.lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("images_per_second");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn a_resumed_run_gives_the_same_losses_and_weights_as_an_uninterrupted_one() {
+    let (whole, split) = (temp_dir("whole"), temp_dir("split"));
+    train(&whole, &[]);
+    let stopped = train(&split, &["--stop-at", "3"]);
+    assert!(String::from_utf8_lossy(&stopped.stderr).contains("stopped at step 3"));
+    assert_eq!(losses(&split).len(), 3);
+    train(&split, &[]);
+    let (a, b) = (losses(&whole), losses(&split));
+    assert_eq!(a.len(), 8);
+    assert_eq!(a, b, "the resumed run diverged");
+    // Validation ran at steps 4 and 8.
+    assert!(a[3]["val_p_at_1"].is_number() && a[7]["val_p_at_1"].is_number());
+    assert!((a[0]["temperature"].as_f64().unwrap() - 0.07).abs() < 0.01, "temperature starts at 0.07");
+    let model = |run: &Path| std::fs::read(run.join("model/model.safetensors")).unwrap();
+    assert!(model(&whole) == model(&split), "final weights differ");
+
+    // Other options in the same folder are refused, not mixed into the run.
+    let out = relsim().args(["train", "--preset", "tiny", "--learning-rate", "0.5", "--data"]).arg(scenes()).arg("--out").arg(&whole).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("other options"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // eval reads the exported model: image→image metrics and caption→image P@10.
+    let out = relsim().args(["eval", "--checkpoint"]).arg(&whole).arg("--data").arg(scenes()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(report["images"], 14);
+    for key in ["training", "held_out"] {
+        let p = report["caption_to_image_p_at_10"][key].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&p), "{key}: {p}");
+    }
+    assert!(report["metrics"]["p_at_1"].as_f64().is_some());
+    for d in [whole, split] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn ctrl_c_saves_a_checkpoint_to_resume_from() {
+    let run = temp_dir("interrupt");
+    let mut child = relsim()
+        .args(["train", "--preset", "tiny", "--steps", "100000", "--checkpoint-every", "100000", "--validate-every", "0", "--data"])
+        .arg(scenes())
+        .arg("--out")
+        .arg(&run)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |t| t.lines().count()) < 2 {
+        assert!(started.elapsed() < Duration::from_secs(300), "training never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("stopped at step"), "{stderr}");
+    let checkpoints: Vec<String> = std::fs::read_dir(run.join("checkpoints")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(checkpoints.len(), 1, "{checkpoints:?}");
+    let step: usize = checkpoints[0].strip_prefix("step-").unwrap().parse().unwrap();
+    assert!(step >= 2, "checkpoint at step {step}");
+    assert_eq!(losses(&run).len(), step, "metrics end where the checkpoint is");
+    std::fs::remove_dir_all(run).unwrap();
+}
