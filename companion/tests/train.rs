@@ -78,6 +78,15 @@ fn a_resumed_run_gives_the_same_losses_and_weights_as_an_uninterrupted_one() {
         assert!((0.0..=1.0).contains(&p), "{key}: {p}");
     }
     assert!(report["metrics"]["p_at_1"].as_f64().is_some());
+    // Any checkpoint evaluates too; the last one holds the exported weights.
+    let eval = |path: &Path| -> serde_json::Value {
+        let out = relsim().args(["eval", "--checkpoint"]).arg(path).arg("--data").arg(scenes()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap()
+    };
+    let last = eval(&whole.join("checkpoints/step-0000008"));
+    assert_eq!(last["metrics"], report["metrics"], "checkpoint 8 and the exported model differ");
+    assert_eq!(eval(&whole.join("checkpoints/step-0000006"))["images"], 14);
     for d in [whole, split] {
         std::fs::remove_dir_all(d).unwrap();
     }
@@ -86,7 +95,7 @@ fn a_resumed_run_gives_the_same_losses_and_weights_as_an_uninterrupted_one() {
 #[test]
 fn ctrl_c_saves_a_checkpoint_to_resume_from() {
     let run = temp_dir("interrupt");
-    let mut child = relsim()
+    let child = relsim()
         .args(["train", "--preset", "tiny", "--steps", "100000", "--checkpoint-every", "100000", "--validate-every", "0", "--data"])
         .arg(scenes())
         .arg("--out")

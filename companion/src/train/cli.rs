@@ -1,11 +1,11 @@
 //! The `train` and `eval` subcommands.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context;
 use relsim_shared::image::lite::LiteConfig;
 
-use super::{load_lite, train, RunDir, StepMetrics, TrainEnd, TrainObserver, TrainOptions};
+use super::{train, RunDir, StepMetrics, TrainEnd, TrainObserver, TrainOptions};
 use crate::cli::{progress_bar, TrainArgs};
 use crate::scenes::generate::Split;
 use crate::scenes::Relation;
@@ -122,23 +122,10 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Finds the lite model behind `path`: a model folder, a run folder (its final model or newest
-/// checkpoint) or a checkpoint folder.
-pub fn resolve_model(path: &Path) -> anyhow::Result<PathBuf> {
-    if path.join("config.json").exists() && path.join("model.safetensors").exists() {
-        return Ok(path.to_path_buf());
-    }
-    let run = RunDir(path.to_path_buf());
-    if run.model().join("model.safetensors").exists() {
-        return Ok(run.model());
-    }
-    anyhow::bail!("{} holds no model (config.json and model.safetensors); checkpoints are exported when a run finishes", path.display())
-}
-
 /// `relsim eval`: image→image relational retrieval and caption→image P@10 on a split.
 pub fn run_eval(checkpoint: &Path, data: &Path, split: Split, minilm_dir: &Path) -> anyhow::Result<()> {
-    let dir = resolve_model(checkpoint)?;
-    let (config, model) = load_lite::<burn::backend::NdArray<f32>>(&dir, &Default::default())?;
+    let (config, model) = super::load_any(checkpoint)?;
+    let dir = checkpoint;
     let size = config.image_size;
     let set = super::data::SceneSplit::load(data, split, size as u32)?;
     let embeddings = super::embed_lite(&model, &set.pixels(&(0..set.images.len()).collect::<Vec<_>>(), size), size);

@@ -298,6 +298,40 @@ pub fn embed_lite(encoder: &RelsimLite<Inner>, pixels: &[Vec<f32>], size: usize)
         .collect()
 }
 
+/// The encoder saved in checkpoint folder `dir` (`RUN/checkpoints/step-N`), with its config
+/// from the run's `train.json`.
+pub fn load_checkpoint(dir: &Path) -> anyhow::Result<(LiteConfig, RelsimLite<Inner>)> {
+    let run = dir.parent().and_then(Path::parent).with_context(|| format!("{} is not inside a run folder", dir.display()))?;
+    let options_path = RunDir(run.to_path_buf()).options();
+    let options: TrainOptions = serde_json::from_slice(&std::fs::read(&options_path).with_context(|| format!("reading {}", options_path.display()))?)
+        .with_context(|| format!("parsing {}", options_path.display()))?;
+    let device = Default::default();
+    let trainee = LiteTrainee { encoder: options.model.init::<Inner>(&device), temperature: Temperature::new(&device) };
+    let trainee = trainee
+        .load_file(dir.join("model"), &BinFileRecorder::<FullPrecisionSettings>::new(), &device)
+        .with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
+    Ok((options.model, trainee.encoder))
+}
+
+/// The encoder behind `path`: a model folder (config.json, model.safetensors), a run folder
+/// (its final model, else its newest checkpoint) or a checkpoint folder.
+pub fn load_any(path: &Path) -> anyhow::Result<(LiteConfig, RelsimLite<Inner>)> {
+    if path.join("model.safetensors").exists() {
+        return load_lite(path, &Default::default());
+    }
+    if path.join("state.json").exists() {
+        return load_checkpoint(path);
+    }
+    let run = RunDir(path.to_path_buf());
+    if run.model().join("model.safetensors").exists() {
+        return load_lite(&run.model(), &Default::default());
+    }
+    match run.latest_checkpoint() {
+        Some((_, dir)) => load_checkpoint(&dir),
+        None => anyhow::bail!("{} holds no model: neither model.safetensors, a checkpoint, nor a run folder with one", path.display()),
+    }
+}
+
 /// Writes a lite model as `dir/config.json` and `dir/model.safetensors`.
 pub fn export_lite<B: Backend>(dir: &Path, config: &LiteConfig, model: &RelsimLite<B>) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -315,4 +349,23 @@ pub fn load_lite<B: Backend>(dir: &Path, device: &B::Device) -> anyhow::Result<(
     let file = relsim_shared::weights::TensorFile::parse(weights_path.display().to_string(), &bytes)?;
     let model = RelsimLite::from_weights(&config, &file, device)?;
     Ok((config, model))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rate_warms_up_then_follows_a_cosine() {
+        let mut o = cli::Preset::Tiny.options(Path::new("."));
+        o.steps = 110;
+        o.warmup_steps = 10;
+        o.learning_rate = 1.0;
+        o.final_lr_fraction = 0.0;
+        assert!((o.learning_rate_at(0) - 0.1).abs() < 1e-12);
+        assert!((o.learning_rate_at(9) - 1.0).abs() < 1e-12);
+        assert!((o.learning_rate_at(10) - 1.0).abs() < 1e-12);
+        assert!((o.learning_rate_at(60) - 0.5).abs() < 1e-12, "half-way down the cosine");
+        assert!(o.learning_rate_at(109) < 0.001);
+    }
 }
