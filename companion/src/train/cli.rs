@@ -128,7 +128,8 @@ pub fn run_eval(checkpoint: &Path, data: &Path, split: Split, minilm_dir: &Path)
     let dir = checkpoint;
     let size = config.image_size;
     let set = super::data::SceneSplit::load(data, split, size as u32)?;
-    let embeddings = super::embed_lite(&model, &set.pixels(&(0..set.images.len()).collect::<Vec<_>>(), size), size);
+    let encoder = crate::encoders::LiteEncoder { model, size, device: Default::default() };
+    let embeddings = crate::encoders::ImageEncoder::embed_batch(&encoder, &set.images)?;
     let metrics = crate::scenes::bench::evaluate(&embeddings, &set.records);
     let training: Vec<(String, String)> = Relation::ALL.iter().flat_map(|r| r.training_captions().iter().map(move |c| (c.to_string(), r.name().to_string()))).collect();
     let held_out: Vec<(String, String)> = Relation::ALL.iter().map(|r| (r.evaluation_caption().to_string(), r.name().to_string())).collect();

@@ -237,7 +237,7 @@ pub fn train(options: &TrainOptions, out: &Path, minilm_dir: &Path, stop_at: Opt
         };
         if let Some(val) = &val {
             if step % options.validate_every == 0 || step == options.steps {
-                metrics.val_p_at_1 = Some(validate(&model.encoder.valid(), val, size)?);
+                metrics.val_p_at_1 = Some(validate(model.encoder.valid(), val, size)?);
             }
         }
         serde_json::to_writer(&mut log, &metrics)?;
@@ -279,23 +279,10 @@ fn save_checkpoint(run: &RunDir, step: usize, model: &LiteTrainee<Train>, optimi
 }
 
 /// Relational P@1 of `encoder` on a split.
-pub fn validate(encoder: &RelsimLite<Inner>, split: &SceneSplit, size: usize) -> anyhow::Result<f64> {
-    let embeddings = embed_lite(encoder, &split.pixels(&(0..split.images.len()).collect::<Vec<_>>(), size), size);
+pub fn validate(encoder: RelsimLite<Inner>, split: &SceneSplit, size: usize) -> anyhow::Result<f64> {
+    let encoder = crate::encoders::LiteEncoder { model: encoder, size, device: Default::default() };
+    let embeddings = crate::encoders::ImageEncoder::embed_batch(&encoder, &split.images)?;
     Ok(crate::scenes::bench::evaluate(&embeddings, &split.records).p_at_1)
-}
-
-/// Embeds images (already in the model's pixel layout) in batches of 64.
-pub fn embed_lite(encoder: &RelsimLite<Inner>, pixels: &[Vec<f32>], size: usize) -> Vec<Vec<f32>> {
-    let device = Default::default();
-    pixels
-        .chunks(64)
-        .flat_map(|chunk| {
-            let out = encoder.forward(pixel_batch::<Inner>(chunk, size, &device));
-            let dim = out.dims()[1];
-            let values = out.into_data().convert::<f32>().into_vec::<f32>().expect("f32");
-            values.chunks(dim).map(<[f32]>::to_vec).collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 /// The encoder saved in checkpoint folder `dir` (`RUN/checkpoints/step-N`), with its config

@@ -13,6 +13,7 @@ use image::RgbImage;
 
 use crate::attention::scaled_dot_product;
 use crate::error::{ModelError, Result};
+use crate::text::minilm::l2_normalize;
 use crate::weights::Weights;
 
 /// The shape of a relsim-lite model (stored as `config.json` beside its weights).
@@ -234,12 +235,6 @@ impl<B: Backend> RelsimLite<B> {
             .collect::<Result<_>>()?;
         safetensors::serialize(views, None).map_err(|e| ModelError::Invalid { file: "relsim-lite weights".into(), reason: e.to_string() })
     }
-}
-
-/// Scales each row to unit length.
-fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let norm = x.clone().powf_scalar(2.0).sum_dim(1).sqrt().clamp_min(1e-12);
-    x / norm
 }
 
 /// An image as the model reads it: resized to `size` x `size` (triangle filter), channels
