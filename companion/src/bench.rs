@@ -250,3 +250,58 @@ pub fn bench_scenes(count: usize, size: u32) -> anyhow::Result<()> {
     println!("  rendering only, 1 thread: {render_only:8.1} images/s");
     Ok(())
 }
+
+/// `relsim bench qwen-speed`: images/s of the relsim encoder at a given model shape, random weights.
+pub struct QwenSpeed {
+    pub backend: BackendKind,
+    pub precision: crate::backend::Precision,
+    pub layers: usize,
+    pub blocks: usize,
+    pub batches: Vec<usize>,
+    pub seconds: f64,
+    pub tokenizer: std::path::PathBuf,
+}
+
+/// Times the encoder (vision tower, decoder, projection; pixels uploaded and embeddings read back
+/// each call; preprocessing excluded, as in the transformers script beside it) at each batch size.
+pub fn bench_qwen_speed(spec: &QwenSpeed) -> anyhow::Result<()> {
+    use relsim_shared::image::preprocess::{self, PreprocessMode, QwenImageConfig};
+    let config_json = synthetic_config(spec.layers, spec.blocks).to_string();
+    let config = crate::qwen::config::QwenConfig::from_json(&config_json, "the Qwen2.5-VL-7B shape")?;
+    // Train preprocessing turns any image into the 448x448 square relsim was trained on.
+    let image = image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
+    let pixels = preprocess::preprocess(&image, PreprocessMode::Train, &QwenImageConfig::default(), "synthetic")?;
+    crate::backend::with_float_backend!(spec.backend, spec.precision, |device: B| {
+        let start = Instant::now();
+        let encoder = crate::qwen::relsim::RelsimEncoder::<B>::random(config, &spec.tokenizer, 16, &device)?;
+        println!(
+            "qwen-speed: {} decoder layers, {} vision blocks, {:?} {:?}, 448x448 images ({} patches), model built in {:.1} s",
+            spec.layers, spec.blocks, spec.backend, spec.precision, pixels.rows, start.elapsed().as_secs_f64()
+        );
+        for &batch in &spec.batches {
+            let inputs = vec![pixels.clone(); batch];
+            let warm = Instant::now();
+            for _ in 0..2 {
+                encoder.embed_pixels(&inputs)?;
+            }
+            let warm = warm.elapsed().as_secs_f64();
+            let mut times = Vec::new();
+            let start = Instant::now();
+            while times.len() < 3 || start.elapsed().as_secs_f64() < spec.seconds {
+                let t = Instant::now();
+                let out = encoder.embed_pixels(&inputs)?;
+                anyhow::ensure!(out.iter().all(|v| v.iter().all(|x| x.is_finite())), "non-finite embedding");
+                times.push(t.elapsed().as_secs_f64());
+            }
+            times.sort_by(f64::total_cmp);
+            let median = times[times.len() / 2];
+            println!(
+                "{}",
+                serde_json::json!({"engine": "relsim (burn)", "backend": format!("{:?}", spec.backend).to_lowercase(),
+                    "precision": format!("{:?}", spec.precision).to_lowercase(), "batch": batch, "calls": times.len(),
+                    "median_s": median, "images_per_s": batch as f64 / median, "warmup_s": warm})
+            );
+        }
+        Ok(())
+    })
+}

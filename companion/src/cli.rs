@@ -259,6 +259,30 @@ pub enum BenchCommand {
         #[arg(long, hide = true)]
         probe: Option<PathBuf>,
     },
+    /// Images/s of the Qwen2.5-VL relsim encoder at the 7B shape (random weights, 448x448 images), per batch size.
+    QwenSpeed {
+        /// Compute backend.
+        #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
+        backend: BackendKind,
+        /// Float type on the device.
+        #[arg(long, value_enum, default_value_t = crate::backend::Precision::F32)]
+        precision: crate::backend::Precision,
+        /// Decoder layers (the 7B has 28).
+        #[arg(long, default_value_t = 28)]
+        layers: usize,
+        /// Vision blocks (the 7B has 32).
+        #[arg(long, default_value_t = 32)]
+        blocks: usize,
+        /// Batch sizes to time.
+        #[arg(long = "batch", default_values_t = [1, 16])]
+        batches: Vec<usize>,
+        /// Seconds of timed calls per batch size (at least 3 calls).
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Tokenizer file (for the prompt).
+        #[arg(long, default_value_os_t = paths::default_qwen_tokenizer())]
+        tokenizer: PathBuf,
+    },
     /// MiniLM sentences/s at batch 1 and 32 on the parity inputs.
     Text {
         /// The sentence-transformers folder of all-MiniLM-L6-v2.
@@ -338,6 +362,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let encoders = if encoders.is_empty() { BASELINES.iter().map(|s| s.to_string()).collect() } else { encoders };
             let json = json.unwrap_or_else(|| data.join(format!("bench-relational-{}.json", split.name())));
             crate::bench::bench_relational(&data, split, &encoders, &options, &json)
+        }
+        Command::Bench { which: BenchCommand::QwenSpeed { backend, precision, layers, blocks, batches, seconds, tokenizer } } => {
+            crate::bench::bench_qwen_speed(&crate::bench::QwenSpeed { backend, precision, layers, blocks, batches, seconds, tokenizer })
         }
         Command::Bench { which: BenchCommand::Scenes { count, size } } => crate::bench::bench_scenes(count, size),
         Command::Train(args) => crate::train::cli::run_train(args),

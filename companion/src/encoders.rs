@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use relsim_shared::image::attribute;
 use relsim_shared::image::preprocess::PreprocessMode;
 
-use crate::backend::{with_backend, BackendKind};
+use crate::backend::{with_backend, with_float_backend, BackendKind, Precision};
 use crate::qwen::relsim::{EncoderFiles, RelsimEncoder};
 
 /// Turns images into L2-normalised vectors whose cosine says how similar they are.
@@ -62,7 +62,13 @@ pub struct EncoderOptions {
     /// Compute backend for model-backed encoders.
     #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
     pub backend: BackendKind,
+    /// For `qwen`: float type of weights and activations on the device (f16/bf16 on CUDA).
+    #[arg(long, value_enum, default_value_t = Precision::F32)]
+    pub precision: Precision,
 }
+
+/// Images per forward pass of the Qwen encoder (those of one patch grid run together).
+const QWEN_BATCH: usize = 16;
 
 /// The relsim Qwen2.5-VL encoder behind the common interface.
 struct QwenEncoder<B: burn::tensor::backend::Backend> {
@@ -72,7 +78,12 @@ struct QwenEncoder<B: burn::tensor::backend::Backend> {
 
 impl<B: burn::tensor::backend::Backend> ImageEncoder for QwenEncoder<B> {
     fn embed_batch(&self, images: &[RgbImage]) -> anyhow::Result<Vec<Vec<f32>>> {
-        images.iter().enumerate().map(|(i, image)| self.encoder.embed(image, self.mode, &format!("image {i}"))).collect()
+        let mut out = Vec::with_capacity(images.len());
+        for (c, chunk) in images.chunks(QWEN_BATCH).enumerate() {
+            let names: Vec<String> = (0..chunk.len()).map(|i| format!("image {}", c * QWEN_BATCH + i)).collect();
+            out.extend(self.encoder.embed_images(chunk, self.mode, &names)?);
+        }
+        Ok(out)
     }
 }
 
@@ -126,7 +137,7 @@ pub fn by_name(name: &str, options: &EncoderOptions) -> anyhow::Result<Box<dyn I
             };
             let files = EncoderFiles { base: base.clone(), adapter: adapter.clone(), tokenizer: options.tokenizer.clone(), image_config: None };
             let mode = options.preprocess.into();
-            with_backend!(options.backend, |device: B| {
+            with_float_backend!(options.backend, options.precision, |device: B| {
                 Box::new(QwenEncoder::<B> { encoder: RelsimEncoder::load(&files, &device)?, mode }) as Box<dyn ImageEncoder>
             })
         }

@@ -31,3 +31,8 @@ pub fn default_text_corpus() -> PathBuf {
 pub fn default_lite_dir() -> PathBuf {
     workspace_root().join("assets").join("relsim-lite")
 }
+
+/// The real Qwen2.5 tokenizer committed with the Qwen test fixtures (gzipped).
+pub fn default_qwen_tokenizer() -> PathBuf {
+    workspace_root().join("tests").join("fixtures").join("qwen").join("tokenizer").join("tokenizer.json.gz")
+}

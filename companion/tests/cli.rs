@@ -138,6 +138,27 @@ fn embed_image_prints_json_lines_and_a_batch_equals_single_images() {
     assert_eq!(both[1], run(&[&b], "native")[0]);
     let train = run(&[&b], "train");
     assert_ne!(train[0]["embedding"], both[1]["embedding"], "train and native preprocessing must differ");
+
+    // Train preprocessing gives both images one 448x448 grid: they run through the towers as
+    // one batch, and must still give what each gives alone.
+    let vector = |v: &serde_json::Value| -> Vec<f64> { v["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect() };
+    let batched = run(&[&a, &b], "train");
+    for (together, alone) in [(&batched[0], &run(&[&a], "train")[0]), (&batched[1], &train[0])] {
+        let diff = vector(together).iter().zip(vector(alone)).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        assert!(diff <= 1e-5, "batched and single embeddings differ by {diff}");
+    }
+    assert_ne!(batched[0]["embedding"], batched[1]["embedding"], "two different images in one batch");
+}
+
+#[test]
+fn half_precision_needs_a_gpu_backend() {
+    let q = workspace().join("tests/fixtures/qwen/images");
+    let mut cmd = relsim();
+    cmd.arg("embed-image").args(["--precision", "bf16"]);
+    let out = qwen_args(&mut cmd).arg(q.join("gradient_56x84.png")).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("precision `bf16` is not available on backend `ndarray`"), "{stderr}");
 }
 
 #[test]

@@ -27,6 +27,7 @@ fn options() -> EncoderOptions {
         tokenizer: None,
         preprocess: relsim_companion::cli::Preprocess::Native,
         backend: relsim_companion::backend::BackendKind::Ndarray,
+        precision: relsim_companion::backend::Precision::F32,
     }
 }
 

@@ -120,7 +120,58 @@ fn load_projection<B: Backend>(path: &Path, hidden: usize, device: &B::Device) -
     })
 }
 
+/// Random stand-in weights of any shape, drawn on the device: for speed measurements of a
+/// model size whose checkpoint we do not have. Norm scales are ones, everything else N(0, 0.02).
+pub struct RandomWeights;
+
+impl Weights for RandomWeights {
+    fn view(&self, _key: &str) -> Option<(safetensors::tensor::TensorView<'_>, String)> {
+        None
+    }
+
+    fn describe(&self) -> String {
+        "random weights".to_string()
+    }
+
+    fn read_f32(&self, _key: &str, expected: &[usize]) -> relsim_shared::Result<Vec<f32>> {
+        // Small host-side tensors only (the patch embedding): a cheap deterministic pattern.
+        let len: usize = expected.iter().product();
+        Ok((0..len).map(|j| ((j * 7919 % 1009) as f32 / 1009.0 - 0.5) * 0.04).collect())
+    }
+
+    fn tensor<B2: Backend, const D: usize>(&self, key: &str, expected: [usize; D], device: &B2::Device) -> relsim_shared::Result<Tensor<B2, D>> {
+        Ok(if D == 1 && key.ends_with(".weight") {
+            Tensor::ones(expected, device)
+        } else {
+            Tensor::random(expected, burn::tensor::Distribution::Normal(0.0, 0.02), device)
+        })
+    }
+}
+
 impl<B: Backend> RelsimEncoder<B> {
+    /// The encoder for `config` with random weights (base, rank-`rank` LoRA on q/v, projection to
+    /// 384) and the prompt of `tokenizer`: what `relsim bench qwen-speed` times.
+    pub fn random(config: QwenConfig, tokenizer: &Path, rank: usize, device: &B::Device) -> anyhow::Result<Self> {
+        let prompt = Prompt::load(tokenizer)?;
+        let w = RandomWeights;
+        let t = &config.text;
+        let kv = t.num_key_value_heads * t.head_dim();
+        let lora = (0..t.num_hidden_layers)
+            .map(|i| {
+                let one = |out: usize| -> anyhow::Result<Lora<B>> {
+                    let key = format!("lora.{i}");
+                    Ok(Lora { a: w.linear(&key, t.hidden_size, rank, false, device)?, b: w.linear(&key, rank, out, false, device)?, scale: 2.0 })
+                };
+                Ok(LayerLora { q: Some(one(t.hidden_size)?), v: Some(one(kv)?) })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let embed = w.embedding("embed_tokens", prompt.len(), t.hidden_size, device)?;
+        let vision = VisionTower::from_weights(&config.vision, &w, "visual.", device)?;
+        let language = LanguageModel::from_weights(t, &w, "model.", embed, lora, device)?;
+        let projection = w.linear("projection", t.hidden_size, 384, true, device)?;
+        Ok(Self { config, vision, language, projection, prompt, image_config: QwenImageConfig::default(), device: device.clone() })
+    }
+
     /// Loads the base model, applies the adapter and reads the projection.
     pub fn load(files: &EncoderFiles, device: &B::Device) -> anyhow::Result<Self> {
         let base = &files.base;
@@ -211,14 +262,11 @@ impl<B: Backend> RelsimEncoder<B> {
     /// Runs prepared pixel values through the model.
     pub fn trace_pixels(&self, pixels: PixelValues) -> Trace<B> {
         let [_, gh, gw] = pixels.grid_thw;
-        let merge = self.config.vision.spatial_merge_size;
-        let merged_grid = (gh / merge, gw / merge);
-        let (input_ids, image_start, query_index) =
-            self.prompt.input_ids(self.config.tokens.image_token_id, merged_grid.0 * merged_grid.1);
-        let position_ids = rope::position_ids(&input_ids, self.config.tokens.image_token_id, merged_grid);
-        let pixel_tensor = Tensor::<B, 2>::from_data(TensorData::new(pixels.values.clone(), [pixels.rows, pixels.patch_dim]), &self.device);
+        let (input_ids, image_start, query_index, position_ids) = self.tokens(pixels.grid_thw);
+        let pixel_tensor = Tensor::<B, 3>::from_data(TensorData::new(pixels.values.clone(), [1, pixels.rows, pixels.patch_dim]), &self.device);
         let vision = self.vision.forward(pixel_tensor, (gh, gw));
-        let embeds = self.language.embed(&input_ids, Some((vision.merged.clone(), image_start)));
+        let image_features = vision.merged.squeeze_dim::<2>(0);
+        let embeds = self.language.embed(&input_ids, Some((image_features.clone(), image_start)));
         let hidden = self.language.forward(embeds, &position_ids);
         let h = hidden.dims()[2];
         let query_hidden = hidden.narrow(1, query_index, 1).reshape([1, h]);
@@ -229,16 +277,68 @@ impl<B: Backend> RelsimEncoder<B> {
             pixels,
             position_ids,
             query_index,
-            patch_states: vision.patch_states,
-            image_features: vision.merged,
+            patch_states: vision.patch_states.squeeze_dim::<2>(0),
+            image_features,
             query_hidden: query_hidden.reshape([h]),
             embedding: embedding.reshape([out]),
         }
     }
 
+    /// The prompt for an image of `grid_thw` patches: token ids, where its `<|image_pad|>` run
+    /// starts, where `<|query|>` is, and the M-RoPE position ids.
+    fn tokens(&self, grid_thw: [usize; 3]) -> (Vec<u32>, usize, usize, [Vec<i64>; 3]) {
+        let merge = self.config.vision.spatial_merge_size;
+        let merged_grid = (grid_thw[1] / merge, grid_thw[2] / merge);
+        let (input_ids, image_start, query_index) =
+            self.prompt.input_ids(self.config.tokens.image_token_id, merged_grid.0 * merged_grid.1);
+        let position_ids = rope::position_ids(&input_ids, self.config.tokens.image_token_id, merged_grid);
+        (input_ids, image_start, query_index, position_ids)
+    }
+
+    /// The relsim embeddings of prepared images, in order. Images of one patch grid share a
+    /// prompt length, so each such group runs through both towers as one batch.
+    pub fn embed_pixels(&self, pixels: &[PixelValues]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let mut out = vec![Vec::new(); pixels.len()];
+        let mut grids: Vec<[usize; 3]> = pixels.iter().map(|p| p.grid_thw).collect();
+        grids.sort_unstable();
+        grids.dedup();
+        for grid in grids {
+            let members: Vec<usize> = (0..pixels.len()).filter(|&i| pixels[i].grid_thw == grid).collect();
+            let (rows, patch_dim) = (pixels[members[0]].rows, pixels[members[0]].patch_dim);
+            let values: Vec<f32> = members.iter().flat_map(|&i| pixels[i].values.iter().copied()).collect();
+            let batch = Tensor::<B, 3>::from_data(TensorData::new(values, [members.len(), rows, patch_dim]), &self.device);
+            let (input_ids, image_start, query_index, position_ids) = self.tokens(grid);
+            let features = self.vision.forward(batch, (grid[1], grid[2])).merged;
+            let embeds = (0..members.len())
+                .map(|b| self.language.embed(&input_ids, Some((features.clone().narrow(0, b, 1).squeeze_dim::<2>(0), image_start))))
+                .collect();
+            let hidden = self.language.forward(Tensor::cat(embeds, 0), &position_ids);
+            let h = hidden.dims()[2];
+            let query_hidden = hidden.narrow(1, query_index, 1).reshape([members.len(), h]);
+            let embedding = l2_normalize(self.projection.forward(query_hidden));
+            let dim = embedding.dims()[1];
+            let values = embedding.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("reading embeddings: {e:?}"))?;
+            for (&i, row) in members.iter().zip(values.chunks(dim)) {
+                out[i] = row.to_vec();
+            }
+        }
+        Ok(out)
+    }
+
+    /// The relsim embeddings of decoded images (`names` for error messages), batched as
+    /// `embed_pixels` does.
+    pub fn embed_images(&self, images: &[RgbImage], mode: PreprocessMode, names: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let pixels = images
+            .iter()
+            .zip(names)
+            .map(|(image, name)| preprocess::preprocess(image, mode, &self.image_config, name))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.embed_pixels(&pixels)
+    }
+
     /// The relsim embedding of one image (unit length).
     pub fn embed(&self, image: &RgbImage, mode: PreprocessMode, name: &str) -> anyhow::Result<Vec<f32>> {
-        let trace = self.trace(image, mode, name)?;
-        trace.embedding.into_data().into_vec::<f32>().map_err(|e| anyhow::anyhow!("reading the embedding: {e:?}"))
+        let mut one = self.embed_images(std::slice::from_ref(image), mode, &[name.to_string()])?;
+        Ok(one.remove(0))
     }
 }

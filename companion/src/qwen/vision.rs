@@ -24,18 +24,18 @@ pub struct VisionAttention<B: Backend> {
 }
 
 impl<B: Backend> VisionAttention<B> {
-    /// `x` `[N, C]`; `cos`/`sin` `[N, head_dim]`; `mask` `[N, N]` additive (None = all attend).
-    pub fn forward(&self, x: Tensor<B, 2>, cos: &Tensor<B, 2>, sin: &Tensor<B, 2>, mask: Option<&Tensor<B, 2>>) -> Tensor<B, 2> {
-        let [n, c] = x.dims();
+    /// `x` `[batch, N, C]`; `cos`/`sin` `[N, head_dim]`; `mask` `[N, N]` additive (None = all attend).
+    pub fn forward(&self, x: Tensor<B, 3>, cos: &Tensor<B, 2>, sin: &Tensor<B, 2>, mask: Option<&Tensor<B, 2>>) -> Tensor<B, 3> {
+        let [b, n, c] = x.dims();
         let hd = c / self.num_heads;
-        let qkv = self.qkv.forward(x).reshape([n, 3, self.num_heads, hd]);
-        let part = |i: usize| qkv.clone().narrow(1, i, 1).reshape([n, self.num_heads, hd]).swap_dims(0, 1).unsqueeze::<4>();
+        let qkv = self.qkv.forward(x).reshape([b, n, 3, self.num_heads, hd]);
+        let part = |i: usize| qkv.clone().narrow(2, i, 1).reshape([b, n, self.num_heads, hd]).swap_dims(1, 2);
         let (cos4, sin4) = (cos.clone().unsqueeze::<4>(), sin.clone().unsqueeze::<4>());
         let q = rope::apply(part(0), cos4.clone(), sin4.clone());
         let k = rope::apply(part(1), cos4, sin4);
         let v = part(2);
         let mask = mask.map(|m| m.clone().unsqueeze::<4>());
-        let out = scaled_dot_product(q, k, v, mask).reshape([self.num_heads, n, hd]).swap_dims(0, 1).reshape([n, c]);
+        let out = scaled_dot_product(q, k, v, mask).swap_dims(1, 2).reshape([b, n, c]);
         self.proj.forward(out)
     }
 }
@@ -59,20 +59,20 @@ pub struct PatchMerger<B: Backend> {
 }
 
 impl<B: Backend> PatchMerger<B> {
-    /// `[N, C]` (groups contiguous) → `[N / group, out]`.
-    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let [n, c] = x.dims();
-        let x = self.ln_q.forward(x).reshape([n / self.group, c * self.group]);
+    /// `[batch, N, C]` (groups contiguous) → `[batch, N / group, out]`.
+    pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, n, c] = x.dims();
+        let x = self.ln_q.forward(x).reshape([b, n / self.group, c * self.group]);
         self.fc2.forward(gelu(self.fc1.forward(x)))
     }
 }
 
-/// What the tower computes for one image, in natural patch order.
+/// What the tower computes for a batch of images of one grid, in natural patch order.
 pub struct VisionOutput<B: Backend> {
-    /// Block outputs before the merger `[patches, hidden]`.
-    pub patch_states: Tensor<B, 2>,
-    /// Merged image features `[patches / merge², out_hidden]`, one per `<|image_pad|>` token.
-    pub merged: Tensor<B, 2>,
+    /// Block outputs before the merger `[batch, patches, hidden]`.
+    pub patch_states: Tensor<B, 3>,
+    /// Merged image features `[batch, patches / merge², out_hidden]`, one per `<|image_pad|>` token.
+    pub merged: Tensor<B, 3>,
 }
 
 /// The vision tower.
@@ -137,8 +137,9 @@ impl<B: Backend> VisionTower<B> {
         })
     }
 
-    /// Runs one image: `pixels` `[h·w, patch_len]` in the processor's row order, `grid` (h, w) in patches.
-    pub fn forward(&self, pixels: Tensor<B, 2>, grid: (usize, usize)) -> VisionOutput<B> {
+    /// Runs images that share one patch grid: `pixels` `[batch, h·w, patch_len]` in the
+    /// processor's row order, `grid` (h, w) in patches. Images never attend to each other.
+    pub fn forward(&self, pixels: Tensor<B, 3>, grid: (usize, usize)) -> VisionOutput<B> {
         let device = pixels.device();
         let (gh, gw) = grid;
         let (mh, mw) = (gh / self.merge, gw / self.merge);
@@ -192,13 +193,13 @@ impl<B: Backend> VisionTower<B> {
         }
         let window_mask = Tensor::<B, 2>::from_data(TensorData::new(mask, [n, n]), &device);
 
-        let mut x = self.patch_embed.forward(pixels).select(0, index(patch_order));
+        let mut x = self.patch_embed.forward(pixels).select(1, index(patch_order));
         for (i, block) in self.blocks.iter().enumerate() {
             let mask = if self.fullatt_blocks.contains(&i) { None } else { Some(&window_mask) };
             x = x.clone() + block.attn.forward(block.norm1.forward(x.clone()), &cos, &sin, mask);
             x = x.clone() + block.mlp.forward(block.norm2.forward(x));
         }
-        let merged = self.merger.forward(x.clone()).select(0, index(merged_inverse));
-        VisionOutput { patch_states: x.select(0, index(inverse)), merged }
+        let merged = self.merger.forward(x.clone()).select(1, index(merged_inverse));
+        VisionOutput { patch_states: x.select(1, index(inverse)), merged }
     }
 }
