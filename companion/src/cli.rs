@@ -103,7 +103,8 @@ pub enum Command {
 }
 
 /// How images are fitted before the vision tower.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Preprocess {
     Native,
     Train,
@@ -135,7 +136,9 @@ fn embed_images(options: &EncoderOptions, images: &[PathBuf], each: &mut dyn FnM
 /// Training settings: a preset, and overrides of its numbers.
 #[derive(Debug, clap::Args)]
 pub struct TrainArgs {
-    /// lite: relsim-lite on the scenes train split (this machine, under an hour); tiny: a toy model for tests.
+    /// lite: relsim-lite on the scenes train split (this machine, under an hour); tiny: a toy
+    /// model for tests; qwen-tiny: the Qwen relsim encoder's LoRA, query row and projection on
+    /// the model in --base (100 steps; meant for tiny test configs).
     #[arg(long, value_enum, default_value_t = crate::train::Preset::Lite)]
     pub preset: crate::train::Preset,
     /// A folder written by `relsim scenes generate`.
@@ -165,6 +168,19 @@ pub struct TrainArgs {
     /// Seed of the initial weights and the batch order.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// For qwen presets: the Qwen2.5-VL folder whose adapter is trained.
+    #[arg(long)]
+    pub base: Option<PathBuf>,
+    /// For qwen presets: tokenizer file, if not BASE/tokenizer.json.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// For qwen presets: train (448x448 centre square, as relsim trains) or native (own size).
+    #[arg(long, value_enum)]
+    pub preprocess: Option<Preprocess>,
+    /// Which images of a batch are positives of each other: those of one relation (the
+    /// paraphrases of an idea are one idea) or only those with the very same caption text.
+    #[arg(long, value_enum)]
+    pub positives: Option<crate::train::Positives>,
     /// Also copy the final model (config.json, model.safetensors) here.
     #[arg(long)]
     pub export: Option<PathBuf>,

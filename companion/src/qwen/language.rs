@@ -1,7 +1,7 @@
 //! The Qwen2 language model with M-RoPE, and LoRA on the attention projections.
 
 use burn::module::Module;
-use burn::nn::{Embedding, Linear, RmsNorm};
+use burn::nn::{Dropout, Embedding, Linear, RmsNorm};
 use burn::tensor::activation::silu;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use relsim_shared::attention::scaled_dot_product;
@@ -10,12 +10,14 @@ use relsim_shared::weights::Weights;
 use super::config::TextConfig;
 use super::rope;
 
-/// A low-rank update `scale · B(A x)` added to a frozen projection.
+/// A low-rank update `scale · B(A dropout(x))` added to a frozen projection (dropout acts only
+/// while training, i.e. on an autodiff backend).
 #[derive(Module, Debug)]
 pub struct Lora<B: Backend> {
     pub a: Linear<B>,
     pub b: Linear<B>,
     pub scale: f32,
+    pub dropout: Dropout,
 }
 
 /// A linear projection with an optional LoRA update, as PEFT computes it (unmerged).
@@ -26,11 +28,11 @@ pub struct LoraLinear<B: Backend> {
 }
 
 impl<B: Backend> LoraLinear<B> {
-    /// `W x + b + scale · B(A x)`.
+    /// `W x + b + scale · B(A dropout(x))`.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let base = self.base.forward(x.clone());
         match &self.lora {
-            Some(l) => base + l.b.forward(l.a.forward(x)).mul_scalar(l.scale),
+            Some(l) => base + l.b.forward(l.a.forward(l.dropout.forward(x))).mul_scalar(l.scale),
             None => base,
         }
     }

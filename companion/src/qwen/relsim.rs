@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use burn::module::Param;
-use burn::nn::{Embedding, Linear};
+use burn::nn::{DropoutConfig, Embedding, Linear};
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use image::RgbImage;
 use relsim_shared::image::preprocess::{self, PixelValues, PreprocessMode, QwenImageConfig};
@@ -19,13 +19,13 @@ use super::vision::VisionTower;
 use crate::weights::MappedWeights;
 
 /// Key prefixes of the two checkpoint layouts.
-struct Layout {
-    vision: &'static str,
-    language: &'static str,
+pub(crate) struct Layout {
+    pub vision: &'static str,
+    pub language: &'static str,
 }
 
 /// The hub layout (`visual.*`, `model.layers.*`) or the newer one (`model.visual.*`, `model.language_model.*`).
-fn detect_layout(weights: &MappedWeights) -> anyhow::Result<Layout> {
+pub(crate) fn detect_layout(weights: &MappedWeights) -> anyhow::Result<Layout> {
     if weights.contains("model.language_model.embed_tokens.weight") {
         Ok(Layout { vision: "model.visual.", language: "model.language_model." })
     } else if weights.contains("model.embed_tokens.weight") {
@@ -59,6 +59,8 @@ struct AdapterConfig {
     use_rslora: bool,
     #[serde(default)]
     use_dora: bool,
+    #[serde(default)]
+    lora_dropout: f64,
 }
 
 /// Everything the encoder computes for one image; tests compare each stage.
@@ -97,8 +99,23 @@ pub struct RelsimEncoder<B: Backend> {
     device: B::Device,
 }
 
-/// Reads the projection `Linear(hidden → out)` from `projection_and_config.pt` (torch pickle).
-fn load_projection<B: Backend>(path: &Path, hidden: usize, device: &B::Device) -> anyhow::Result<Linear<B>> {
+/// The projection file of an adapter written by `relsim train` (relsim's own trainer writes
+/// `projection_and_config.pt`), with `projection.weight` `[out, hidden]` and `projection.bias`.
+pub const PROJECTION_SAFETENSORS: &str = "projection.safetensors";
+
+/// Reads the projection `Linear(hidden → out)` of the adapter in `dir`: `projection_and_config.pt`
+/// (relsim's torch pickle) or, failing that, `projection.safetensors`.
+fn load_projection<B: Backend>(dir: &Path, hidden: usize, device: &B::Device) -> anyhow::Result<Linear<B>> {
+    let path = dir.join("projection_and_config.pt");
+    if !path.exists() && dir.join(PROJECTION_SAFETENSORS).exists() {
+        let path = dir.join(PROJECTION_SAFETENSORS);
+        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let file = relsim_shared::weights::TensorFile::parse(path.display().to_string(), &bytes)?;
+        let (view, _) = file.view("projection.weight").with_context(|| format!("{}: no `projection.weight`", path.display()))?;
+        let out = view.shape()[0];
+        return Ok(file.linear("projection", hidden, out, true, device)?);
+    }
+    let path = path.as_path();
     let reader = burn_store::pytorch::PytorchReader::with_top_level_key(path, "projection")
         .map_err(|e| anyhow::anyhow!("{}: cannot read the `projection` entry: {e}", path.display()))?;
     let read = |key: &str| -> anyhow::Result<(Vec<f32>, Vec<usize>)> {
@@ -118,6 +135,52 @@ fn load_projection<B: Backend>(path: &Path, hidden: usize, device: &B::Device) -
         weight: Param::from_tensor(Tensor::<B, 2>::from_data(TensorData::new(weight, [out, hidden]), device).transpose()),
         bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [out]), device))),
     })
+}
+
+/// The prompt for an image of `grid_thw` patches: token ids, where its `<|image_pad|>` run
+/// starts, where `<|query|>` is, and the M-RoPE position ids.
+pub fn prompt_tokens(config: &QwenConfig, prompt: &Prompt, grid_thw: [usize; 3]) -> (Vec<u32>, usize, usize, [Vec<i64>; 3]) {
+    let merge = config.vision.spatial_merge_size;
+    let merged_grid = (grid_thw[1] / merge, grid_thw[2] / merge);
+    let (input_ids, image_start, query_index) = prompt.input_ids(config.tokens.image_token_id, merged_grid.0 * merged_grid.1);
+    let position_ids = rope::position_ids(&input_ids, config.tokens.image_token_id, merged_grid);
+    (input_ids, image_start, query_index, position_ids)
+}
+
+/// The parts of the encoder an image passes through, borrowed: the trainer holds the trainable
+/// ones (language model with LoRA, projection) apart from the frozen ones.
+pub struct Towers<'a, B: Backend> {
+    pub config: &'a QwenConfig,
+    pub prompt: &'a Prompt,
+    pub vision: &'a VisionTower<B>,
+    pub language: &'a LanguageModel<B>,
+    pub projection: &'a Linear<B>,
+}
+
+impl<B: Backend> Towers<'_, B> {
+    /// Unit embeddings `[n, out]` of images that share one patch grid, as one batch;
+    /// `query_row` `[1, hidden]`, when given, replaces the `<|query|>` token's input embedding
+    /// (the row the trainer learns).
+    pub fn embed_group(&self, pixels: &[&PixelValues], query_row: Option<Tensor<B, 2>>, device: &B::Device) -> Tensor<B, 2> {
+        let grid = pixels[0].grid_thw;
+        debug_assert!(pixels.iter().all(|p| p.grid_thw == grid), "one patch grid per group");
+        let (n, rows, patch_dim) = (pixels.len(), pixels[0].rows, pixels[0].patch_dim);
+        let values: Vec<f32> = pixels.iter().flat_map(|p| p.values.iter().copied()).collect();
+        let batch = Tensor::<B, 3>::from_data(TensorData::new(values, [n, rows, patch_dim]), device);
+        let (input_ids, image_start, query_index, position_ids) = prompt_tokens(self.config, self.prompt, grid);
+        let features = self.vision.forward(batch, (grid[1], grid[2])).merged;
+        let embeds = (0..n)
+            .map(|b| self.language.embed(&input_ids, Some((features.clone().narrow(0, b, 1).squeeze_dim::<2>(0), image_start))))
+            .collect();
+        let mut embeds: Tensor<B, 3> = Tensor::cat(embeds, 0);
+        let h = embeds.dims()[2];
+        if let Some(row) = query_row {
+            embeds = embeds.slice_assign([0..n, query_index..query_index + 1, 0..h], row.unsqueeze::<3>().expand([n, 1, h]));
+        }
+        let hidden = self.language.forward(embeds, &position_ids);
+        let query_hidden = hidden.narrow(1, query_index, 1).reshape([n, h]);
+        l2_normalize(self.projection.forward(query_hidden))
+    }
 }
 
 /// Random stand-in weights of any shape, drawn on the device: for speed measurements of a
@@ -160,7 +223,12 @@ impl<B: Backend> RelsimEncoder<B> {
             .map(|i| {
                 let one = |out: usize| -> anyhow::Result<Lora<B>> {
                     let key = format!("lora.{i}");
-                    Ok(Lora { a: w.linear(&key, t.hidden_size, rank, false, device)?, b: w.linear(&key, rank, out, false, device)?, scale: 2.0 })
+                    Ok(Lora {
+                        a: w.linear(&key, t.hidden_size, rank, false, device)?,
+                        b: w.linear(&key, rank, out, false, device)?,
+                        scale: 2.0,
+                        dropout: DropoutConfig::new(0.0).init(),
+                    })
                 };
                 Ok(LayerLora { q: Some(one(t.hidden_size)?), v: Some(one(kv)?) })
             })
@@ -224,6 +292,7 @@ impl<B: Backend> RelsimEncoder<B> {
                         a: adapter_weights.linear(&format!("{key}.lora_A"), text.hidden_size, r, false, device).with_context(misfit)?,
                         b: adapter_weights.linear(&format!("{key}.lora_B"), r, out, false, device).with_context(misfit)?,
                         scale,
+                        dropout: DropoutConfig::new(adapter_config.lora_dropout).init(),
                     }))
                 };
                 Ok(LayerLora { q: one("q_proj", text.hidden_size)?, v: one("v_proj", kv)? })
@@ -249,7 +318,7 @@ impl<B: Backend> RelsimEncoder<B> {
 
         let vision = VisionTower::from_weights(&config.vision, &weights, layout.vision, device)?;
         let language = LanguageModel::from_weights(text, &weights, layout.language, embed_tokens, lora, device)?;
-        let projection = load_projection(&adapter.join("projection_and_config.pt"), text.hidden_size, device)?;
+        let projection = load_projection(adapter, text.hidden_size, device)?;
         Ok(Self { config, vision, language, projection, prompt, image_config, device: device.clone() })
     }
 
@@ -287,12 +356,7 @@ impl<B: Backend> RelsimEncoder<B> {
     /// The prompt for an image of `grid_thw` patches: token ids, where its `<|image_pad|>` run
     /// starts, where `<|query|>` is, and the M-RoPE position ids.
     fn tokens(&self, grid_thw: [usize; 3]) -> (Vec<u32>, usize, usize, [Vec<i64>; 3]) {
-        let merge = self.config.vision.spatial_merge_size;
-        let merged_grid = (grid_thw[1] / merge, grid_thw[2] / merge);
-        let (input_ids, image_start, query_index) =
-            self.prompt.input_ids(self.config.tokens.image_token_id, merged_grid.0 * merged_grid.1);
-        let position_ids = rope::position_ids(&input_ids, self.config.tokens.image_token_id, merged_grid);
-        (input_ids, image_start, query_index, position_ids)
+        prompt_tokens(&self.config, &self.prompt, grid_thw)
     }
 
     /// The relsim embeddings of prepared images, in order. Images of one patch grid share a
@@ -304,18 +368,9 @@ impl<B: Backend> RelsimEncoder<B> {
         grids.dedup();
         for grid in grids {
             let members: Vec<usize> = (0..pixels.len()).filter(|&i| pixels[i].grid_thw == grid).collect();
-            let (rows, patch_dim) = (pixels[members[0]].rows, pixels[members[0]].patch_dim);
-            let values: Vec<f32> = members.iter().flat_map(|&i| pixels[i].values.iter().copied()).collect();
-            let batch = Tensor::<B, 3>::from_data(TensorData::new(values, [members.len(), rows, patch_dim]), &self.device);
-            let (input_ids, image_start, query_index, position_ids) = self.tokens(grid);
-            let features = self.vision.forward(batch, (grid[1], grid[2])).merged;
-            let embeds = (0..members.len())
-                .map(|b| self.language.embed(&input_ids, Some((features.clone().narrow(0, b, 1).squeeze_dim::<2>(0), image_start))))
-                .collect();
-            let hidden = self.language.forward(Tensor::cat(embeds, 0), &position_ids);
-            let h = hidden.dims()[2];
-            let query_hidden = hidden.narrow(1, query_index, 1).reshape([members.len(), h]);
-            let embedding = l2_normalize(self.projection.forward(query_hidden));
+            let group: Vec<&PixelValues> = members.iter().map(|&i| &pixels[i]).collect();
+            let towers = Towers { config: &self.config, prompt: &self.prompt, vision: &self.vision, language: &self.language, projection: &self.projection };
+            let embedding = towers.embed_group(&group, None, &self.device);
             let dim = embedding.dims()[1];
             let values = embedding.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("reading embeddings: {e:?}"))?;
             for (&i, row) in members.iter().zip(values.chunks(dim)) {

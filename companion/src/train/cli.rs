@@ -1,5 +1,6 @@
 //! The `train` and `eval` subcommands.
 
+use crate::train::Positives;
 use std::path::Path;
 
 use anyhow::Context;
@@ -17,6 +18,8 @@ pub enum Preset {
     Lite,
     /// A toy model for tests: seconds per run.
     Tiny,
+    /// The Qwen relsim encoder's adapter (needs --base): 100 steps of 16 images.
+    QwenTiny,
 }
 
 impl Preset {
@@ -37,6 +40,8 @@ impl Preset {
                 checkpoint_every: 100,
                 validate_every: 250,
                 seed: 0,
+                positives: Positives::Relation,
+                qwen: None,
             },
             Preset::Tiny => TrainOptions {
                 data: data.to_path_buf(),
@@ -52,6 +57,26 @@ impl Preset {
                 checkpoint_every: 2,
                 validate_every: 4,
                 seed: 0,
+                positives: Positives::Relation,
+                qwen: None,
+            },
+            Preset::QwenTiny => TrainOptions {
+                data: data.to_path_buf(),
+                model: LiteConfig::new(),
+                steps: 100,
+                batch_size: 16,
+                accumulation: 1,
+                learning_rate: 2e-3,
+                warmup_steps: 10,
+                final_lr_fraction: 0.1,
+                weight_decay: 0.0,
+                clip_norm: 1.0,
+                checkpoint_every: 50,
+                // Tiny sets have too few val scenes per relation for P@1 to mean anything.
+                validate_every: 0,
+                seed: 0,
+                positives: Positives::Relation,
+                qwen: None,
             },
         }
     }
@@ -100,6 +125,21 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(v) = args.seed {
         options.seed = v;
     }
+    if let Some(v) = args.positives {
+        options.positives = v;
+    }
+    match (args.preset, &args.base) {
+        (Preset::QwenTiny, Some(base)) => {
+            let mut spec = super::qwen::QwenSpec::relsim(base.clone(), args.tokenizer.clone());
+            if let Some(p) = args.preprocess {
+                spec.preprocess = p;
+            }
+            options.qwen = Some(spec);
+        }
+        (Preset::QwenTiny, None) => anyhow::bail!("--preset qwen-tiny trains an adapter for a base model: give --base DIR"),
+        (_, Some(_)) => anyhow::bail!("--base is for the qwen presets (--preset qwen-tiny)"),
+        _ => {}
+    }
     anyhow::ensure!(options.batch_size >= 2, "--batch-size must be at least 2 (in-batch negatives)");
     let bar = progress_bar(options.steps as u64, "training");
     let mut observer = Bar(bar.clone());
@@ -112,8 +152,9 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
             eprintln!("done: {}", model.display());
             if let Some(export) = args.export {
                 std::fs::create_dir_all(&export).with_context(|| format!("creating {}", export.display()))?;
-                for file in ["config.json", "model.safetensors"] {
-                    std::fs::copy(model.join(file), export.join(file)).with_context(|| format!("copying {file} to {}", export.display()))?;
+                for entry in std::fs::read_dir(&model).with_context(|| format!("reading {}", model.display()))? {
+                    let file = entry?.file_name();
+                    std::fs::copy(model.join(&file), export.join(&file)).with_context(|| format!("copying {} to {}", model.join(&file).display(), export.display()))?;
                 }
                 eprintln!("exported to {}", export.display());
             }
@@ -124,12 +165,32 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
 
 /// `relsim eval`: image→image relational retrieval and caption→image P@10 on a split.
 pub fn run_eval(checkpoint: &Path, data: &Path, split: Split, minilm_dir: &Path) -> anyhow::Result<()> {
-    let (config, model) = super::load_any(checkpoint)?;
     let dir = checkpoint;
-    let size = config.image_size;
-    let set = super::data::SceneSplit::load(data, split, size as u32)?;
-    let encoder = crate::encoders::LiteEncoder { model, size, device: Default::default() };
-    let embeddings = crate::encoders::ImageEncoder::embed_batch(&encoder, &set.images)?;
+    let (name, set, embeddings) = match super::qwen::adapter_for(checkpoint)? {
+        Some((base, adapter, tokenizer)) => {
+            // The Qwen encoder scores images at their own size, as the official scorer does.
+            let set = super::data::SceneSplit::load(data, split, None)?;
+            let options = crate::encoders::EncoderOptions {
+                lite: crate::paths::default_lite_dir(),
+                base: Some(base),
+                adapter: Some(adapter),
+                tokenizer,
+                preprocess: crate::cli::Preprocess::Native,
+                backend: crate::backend::BackendKind::Ndarray,
+                precision: crate::backend::Precision::F32,
+            };
+            let embeddings = crate::encoders::by_name("qwen", &options)?.embed_batch(&set.images)?;
+            ("relsim-qwen", set, embeddings)
+        }
+        None => {
+            let (config, model) = super::load_any(checkpoint)?;
+            let size = config.image_size;
+            let set = super::data::SceneSplit::load(data, split, Some(size as u32))?;
+            let encoder = crate::encoders::LiteEncoder { model, size, device: Default::default() };
+            let embeddings = crate::encoders::ImageEncoder::embed_batch(&encoder, &set.images)?;
+            ("relsim-lite", set, embeddings)
+        }
+    };
     let metrics = crate::scenes::bench::evaluate(&embeddings, &set.records);
     let training: Vec<(String, String)> = Relation::ALL.iter().flat_map(|r| r.training_captions().iter().map(move |c| (c.to_string(), r.name().to_string()))).collect();
     let held_out: Vec<(String, String)> = Relation::ALL.iter().map(|r| (r.evaluation_caption().to_string(), r.name().to_string())).collect();
@@ -138,8 +199,8 @@ pub fn run_eval(checkpoint: &Path, data: &Path, split: Split, minilm_dir: &Path)
     let pair = |list: &[(String, String)], offset: usize| -> Vec<(Vec<f32>, String)> { list.iter().enumerate().map(|(i, (_, r))| (vectors[offset + i].clone(), r.clone())).collect() };
     let p10_train = crate::scenes::bench::text_to_image_precision(&pair(&training, 0), &embeddings, &set.records, 10);
     let p10_held_out = crate::scenes::bench::text_to_image_precision(&pair(&held_out, training.len()), &embeddings, &set.records, 10);
-    println!("relsim-lite ({}) on the {} split of {}: {} images", dir.display(), split.name(), data.display(), set.records.len());
-    print!("{}", crate::scenes::bench::table(&[("relsim-lite".to_string(), metrics.clone())]));
+    println!("{name} ({}) on the {} split of {}: {} images", dir.display(), split.name(), data.display(), set.records.len());
+    print!("{}", crate::scenes::bench::table(&[(name.to_string(), metrics.clone())]));
     println!("caption→image P@10: training paraphrases {p10_train:.3}, held-out paraphrases {p10_held_out:.3}");
     let report = serde_json::json!({
         "model": dir.display().to_string(), "split": split.name(), "images": set.records.len(),

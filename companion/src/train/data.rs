@@ -26,11 +26,13 @@ pub struct SceneSplit {
     pub caption_ids: Vec<usize>,
     /// The distinct captions, in first-seen order.
     pub captions: Vec<String>,
+    /// Index of each record's relation in `Relation::ALL`.
+    pub relation_ids: Vec<usize>,
 }
 
 impl SceneSplit {
-    /// Reads `split` of the scene set in `dir`, resizing images to `size`.
-    pub fn load(dir: &Path, split: Split, size: u32) -> anyhow::Result<Self> {
+    /// Reads `split` of the scene set in `dir`, resizing images to `size` (None: as stored).
+    pub fn load(dir: &Path, split: Split, size: Option<u32>) -> anyhow::Result<Self> {
         let records = read_records(dir, Some(split))?;
         anyhow::ensure!(!records.is_empty(), "{} has no {} images", dir.display(), split.name());
         let images = records
@@ -39,7 +41,10 @@ impl SceneSplit {
                 let path = dir.join("images").join(format!("{}.png", r.image_hash));
                 let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
                 let image = decode_rgb(&bytes, &path.display().to_string())?;
-                Ok(if image.width() == size && image.height() == size { image } else { imageops::resize(&image, size, size, FilterType::Triangle) })
+                Ok(match size {
+                    Some(size) if image.width() != size || image.height() != size => imageops::resize(&image, size, size, FilterType::Triangle),
+                    _ => image,
+                })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let mut index: BTreeMap<&str, usize> = BTreeMap::new();
@@ -53,7 +58,16 @@ impl SceneSplit {
                 })
             })
             .collect();
-        Ok(SceneSplit { records, images, caption_ids, captions })
+        let relation_ids = records
+            .iter()
+            .map(|r| {
+                crate::scenes::relations::Relation::ALL
+                    .iter()
+                    .position(|rel| rel.name() == r.relation)
+                    .with_context(|| format!("{}: unknown relation `{}`", dir.display(), r.relation))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(SceneSplit { records, images, caption_ids, captions, relation_ids })
     }
 
     /// The images of one batch, in the layout the lite model reads.

@@ -34,8 +34,9 @@ impl<B: Backend> Temperature<B> {
     }
 }
 
-/// Which pairs of a batch are positives: `same[i][j]` when captions i and j are the same text
-/// (a batch often holds several images with one caption; they are not negatives of each other).
+/// Which pairs of a batch are positives: `same[i][j]` when items i and j are in one group (the
+/// same caption text, or the same relation): a batch often holds several images of one group,
+/// and they are not negatives of each other.
 pub fn positives(caption_ids: &[usize]) -> Vec<f32> {
     let n = caption_ids.len();
     let mut targets = vec![0f32; n * n];
@@ -58,7 +59,8 @@ pub struct ContrastiveOutput<B: Backend> {
     pub accuracy: f32,
 }
 
-/// Symmetric InfoNCE between unit image vectors `[n, d]` and unit caption vectors `[n, d]`.
+/// Symmetric InfoNCE between unit image vectors `[n, d]` and unit caption vectors `[n, d]`;
+/// `caption_ids` are the group ids that decide positives (see [`positives`]).
 pub fn info_nce<B: Backend>(images: Tensor<B, 2>, captions: Tensor<B, 2>, caption_ids: &[usize], temperature: &Temperature<B>) -> ContrastiveOutput<B> {
     let n = caption_ids.len();
     let device = images.device();

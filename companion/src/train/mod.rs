@@ -6,6 +6,7 @@
 pub mod data;
 pub mod cli;
 pub mod infonce;
+pub mod qwen;
 
 pub use cli::Preset;
 
@@ -30,8 +31,8 @@ use crate::scenes::generate::{write_atomically, Split};
 use data::{batch_indices, caption_embeddings, SceneSplit};
 use infonce::{info_nce, Temperature};
 
-type Inner = NdArray<f32>;
-type Train = Autodiff<Inner>;
+pub(crate) type Inner = NdArray<f32>;
+pub(crate) type Train = Autodiff<Inner>;
 
 /// Everything that defines a run; saved as `OUT/train.json` and checked on resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +58,24 @@ pub struct TrainOptions {
     /// Validation (relational P@1 on the val split) every this many steps; 0 turns it off.
     pub validate_every: usize,
     pub seed: u64,
+    /// Which in-batch pairs count as positives (runs saved before this option used captions).
+    #[serde(default)]
+    pub positives: Positives,
+    /// Train the Qwen relsim encoder (LoRA, query row, projection) instead of relsim-lite.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub qwen: Option<qwen::QwenSpec>,
+}
+
+/// Which images of a batch are positives of each other in the contrastive loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Positives {
+    /// Images whose captions are the same text.
+    #[default]
+    Caption,
+    /// Images of the same relation, whichever paraphrase captions them: paraphrases of one idea
+    /// are not negatives of each other.
+    Relation,
 }
 
 impl TrainOptions {
@@ -96,7 +115,7 @@ pub struct StepMetrics {
 pub struct RunDir(pub PathBuf);
 
 impl RunDir {
-    fn options(&self) -> PathBuf {
+    pub(crate) fn options(&self) -> PathBuf {
         self.0.join("train.json")
     }
     fn metrics(&self) -> PathBuf {
@@ -111,7 +130,7 @@ impl RunDir {
     }
 
     /// The newest checkpoint and its step.
-    fn latest_checkpoint(&self) -> Option<(usize, PathBuf)> {
+    pub(crate) fn latest_checkpoint(&self) -> Option<(usize, PathBuf)> {
         std::fs::read_dir(self.checkpoints())
             .ok()?
             .filter_map(|e| e.ok())
@@ -154,14 +173,48 @@ pub enum TrainEnd {
     Interrupted(usize),
 }
 
-/// Trains relsim-lite, resuming from the newest checkpoint in `out` if there is one.
-/// `stop_at` ends the call after that many steps in total (a checkpoint is saved), as an
-/// interruption would.
+/// A model the relsim recipe trains: what the loop needs beyond the optimiser. `Context` holds
+/// what the model needs but does not learn (sizes, frozen towers, the tokenizer).
+pub trait Trainee: AutodiffModule<Train> {
+    type Context;
+    /// Unit image embeddings `[n, d]` of the images `indices` of `split`.
+    fn embed(&self, context: &Self::Context, split: &SceneSplit, indices: &[usize]) -> anyhow::Result<Tensor<Train, 2>>;
+    /// The learnable temperature.
+    fn temperature(&self) -> &Temperature<Train>;
+    /// Relational P@1 on `split`.
+    fn validate(&self, context: &Self::Context, split: &SceneSplit) -> anyhow::Result<f64>;
+    /// Writes the trained model (or adapter) into `dir`.
+    fn export(&self, context: &Self::Context, dir: &Path) -> anyhow::Result<()>;
+}
+
+impl Trainee for LiteTrainee<Train> {
+    type Context = LiteConfig;
+
+    fn embed(&self, config: &LiteConfig, split: &SceneSplit, indices: &[usize]) -> anyhow::Result<Tensor<Train, 2>> {
+        let size = config.image_size;
+        Ok(self.encoder.forward(pixel_batch::<Train>(&split.pixels(indices, size), size, &Default::default())))
+    }
+
+    fn temperature(&self) -> &Temperature<Train> {
+        &self.temperature
+    }
+
+    fn validate(&self, config: &LiteConfig, split: &SceneSplit) -> anyhow::Result<f64> {
+        validate(self.encoder.valid(), split, config.image_size)
+    }
+
+    fn export(&self, config: &LiteConfig, dir: &Path) -> anyhow::Result<()> {
+        export_lite(dir, config, &self.encoder.valid())
+    }
+}
+
+/// Trains relsim-lite (or, with `options.qwen`, the Qwen relsim encoder's LoRA, query row and
+/// projection), resuming from the newest checkpoint in `out` if there is one. `stop_at` ends the
+/// call after that many steps in total (a checkpoint is saved), as an interruption would.
 pub fn train(options: &TrainOptions, out: &Path, minilm_dir: &Path, stop_at: Option<usize>, observer: &mut dyn TrainObserver) -> anyhow::Result<TrainEnd> {
     let run = RunDir(out.to_path_buf());
     std::fs::create_dir_all(&run.0).with_context(|| format!("creating {}", run.0.display()))?;
     let device = burn::backend::ndarray::NdArrayDevice::Cpu;
-    options.model.validate("the lite model options")?;
     if let Ok(saved) = std::fs::read(run.options()) {
         let saved: TrainOptions = serde_json::from_slice(&saved).with_context(|| format!("parsing {}", run.options().display()))?;
         anyhow::ensure!(
@@ -172,19 +225,44 @@ pub fn train(options: &TrainOptions, out: &Path, minilm_dir: &Path, stop_at: Opt
     } else {
         write_atomically(&run.options(), &serde_json::to_vec_pretty(options)?)?;
     }
+    // Initial weights depend on the seed alone.
+    Train::seed(&device, options.seed);
+    match &options.qwen {
+        None => {
+            options.model.validate("the lite model options")?;
+            let size = Some(options.model.image_size as u32);
+            let model = LiteTrainee { encoder: options.model.init::<Train>(&device), temperature: Temperature::new(&device) };
+            run_loop(options, &run, &options.model, model, size, minilm_dir, stop_at, observer)
+        }
+        Some(spec) => {
+            let (context, model) = qwen::init(spec, &device)?;
+            run_loop(options, &run, &context, model, None, minilm_dir, stop_at, observer)
+        }
+    }
+}
 
-    let size = options.model.image_size;
-    let train = SceneSplit::load(&options.data, Split::Train, size as u32)?;
-    let val = if options.validate_every > 0 { Some(SceneSplit::load(&options.data, Split::Val, size as u32)?) } else { None };
+/// The training loop of the recipe, for any trainee.
+#[allow(clippy::too_many_arguments)]
+fn run_loop<T: Trainee>(
+    options: &TrainOptions,
+    run: &RunDir,
+    context: &T::Context,
+    mut model: T,
+    image_size: Option<u32>,
+    minilm_dir: &Path,
+    stop_at: Option<usize>,
+    observer: &mut dyn TrainObserver,
+) -> anyhow::Result<TrainEnd> {
+    let device = burn::backend::ndarray::NdArrayDevice::Cpu;
+    let train = SceneSplit::load(&options.data, Split::Train, image_size)?;
+    let val = if options.validate_every > 0 { Some(SceneSplit::load(&options.data, Split::Val, image_size)?) } else { None };
     let cache = options.data.join("caption-embeddings.json");
     let caption_vectors = caption_embeddings(&train.captions, minilm_dir, &cache)?;
 
-    Train::seed(&device, options.seed);
-    let mut model = LiteTrainee { encoder: options.model.init::<Train>(&device), temperature: Temperature::new(&device) };
     let mut optimizer = AdamWConfig::new()
         .with_weight_decay(options.weight_decay)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(options.clip_norm)))
-        .init::<Train, LiteTrainee<Train>>();
+        .init::<Train, T>();
     let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
     let mut step = 0;
     if let Some((saved_step, dir)) = run.latest_checkpoint() {
@@ -204,20 +282,23 @@ pub fn train(options: &TrainOptions, out: &Path, minilm_dir: &Path, stop_at: Opt
     let accumulation = options.accumulation.max(1);
     while step < options.steps {
         if interrupted.load(Ordering::SeqCst) || stop_at.is_some_and(|s| step >= s) {
-            save_checkpoint(&run, step, &model, &optimizer, &recorder)?;
+            save_checkpoint(run, step, &model, &optimizer, &recorder)?;
             return Ok(TrainEnd::Interrupted(step));
         }
         let started = Instant::now();
         let lr = options.learning_rate_at(step);
-        let mut accumulator = GradientsAccumulator::<LiteTrainee<Train>>::new();
+        let mut accumulator = GradientsAccumulator::<T>::new();
         let (mut loss_sum, mut accuracy_sum) = (0.0f32, 0.0f32);
         for micro in 0..accumulation {
             let indices = batch_indices(options.seed, step * accumulation + micro, options.batch_size, train.images.len());
-            let images = pixel_batch::<Train>(&train.pixels(&indices, size), size, &device);
             let ids: Vec<usize> = indices.iter().map(|&i| train.caption_ids[i]).collect();
             let captions: Vec<f32> = ids.iter().flat_map(|&c| caption_vectors[c].iter().copied()).collect();
             let captions = Tensor::<Train, 2>::from_data(TensorData::new(captions, [ids.len(), caption_vectors[0].len()]), &device);
-            let out = info_nce(model.encoder.forward(images), captions, &ids, &model.temperature);
+            let groups: Vec<usize> = match options.positives {
+                Positives::Caption => ids,
+                Positives::Relation => indices.iter().map(|&i| train.relation_ids[i]).collect(),
+            };
+            let out = info_nce(model.embed(context, &train, &indices)?, captions, &groups, model.temperature());
             let loss = out.loss / accumulation as f32;
             loss_sum += loss.clone().into_data().convert::<f32>().into_vec::<f32>().expect("f32")[0];
             accuracy_sum += out.accuracy / accumulation as f32;
@@ -230,24 +311,24 @@ pub fn train(options: &TrainOptions, out: &Path, minilm_dir: &Path, stop_at: Opt
             step,
             loss: loss_sum,
             accuracy: accuracy_sum,
-            temperature: model.temperature.value(),
+            temperature: model.temperature().value(),
             learning_rate: lr,
             images_per_second: (options.batch_size * accumulation) as f32 / started.elapsed().as_secs_f32(),
             val_p_at_1: None,
         };
         if let Some(val) = &val {
             if step % options.validate_every == 0 || step == options.steps {
-                metrics.val_p_at_1 = Some(validate(model.encoder.valid(), val, size)?);
+                metrics.val_p_at_1 = Some(model.validate(context, val)?);
             }
         }
         serde_json::to_writer(&mut log, &metrics)?;
         writeln!(log)?;
         observer.step(&metrics);
         if step % options.checkpoint_every.max(1) == 0 || step == options.steps {
-            save_checkpoint(&run, step, &model, &optimizer, &recorder)?;
+            save_checkpoint(run, step, &model, &optimizer, &recorder)?;
         }
     }
-    export_lite(&run.model(), &options.model, &model.encoder.valid())?;
+    model.export(context, &run.model())?;
     Ok(TrainEnd::Finished)
 }
 
@@ -263,7 +344,7 @@ fn truncate_metrics(path: &Path, step: usize) -> anyhow::Result<()> {
 }
 
 /// Saves model, optimiser state and step as `checkpoints/step-N`; keeps the newest two.
-fn save_checkpoint(run: &RunDir, step: usize, model: &LiteTrainee<Train>, optimizer: &impl Optimizer<LiteTrainee<Train>, Train>, recorder: &BinFileRecorder<FullPrecisionSettings>) -> anyhow::Result<()> {
+fn save_checkpoint<T: Trainee>(run: &RunDir, step: usize, model: &T, optimizer: &impl Optimizer<T, Train>, recorder: &BinFileRecorder<FullPrecisionSettings>) -> anyhow::Result<()> {
     let dir = run.checkpoints().join(format!("step-{step:07}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     model.clone().save_file(dir.join("model"), recorder).with_context(|| format!("saving {}", dir.display()))?;
