@@ -4,7 +4,23 @@ use relsim_companion::cli;
 
 use clap::Parser;
 
+/// Keeps glibc from handing every tensor-sized buffer (>= 128 KiB) back to the kernel on free:
+/// burn allocates fresh arrays for each op, and mapping them anew cost page faults that made
+/// training ~20% slower (86 -> 106 images/s for relsim-lite on 2 cores, 2.4M -> 85k faults).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn keep_freed_memory() {
+    // Safety: mallopt only adjusts allocator thresholds; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn keep_freed_memory() {}
+
 fn main() -> std::process::ExitCode {
+    keep_freed_memory();
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
