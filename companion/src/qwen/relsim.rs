@@ -183,6 +183,37 @@ impl<B: Backend> Towers<'_, B> {
     }
 }
 
+/// A Qwen2.5-VL folder opened: its config, memory-mapped weights and their layout, the prompt
+/// (tokenizer with `<|query|>`) and the image processor settings.
+pub(crate) struct BaseFolder {
+    pub config_path: PathBuf,
+    pub config: QwenConfig,
+    pub weights: MappedWeights,
+    pub layout: Layout,
+    pub prompt: Prompt,
+    pub image_config: QwenImageConfig,
+}
+
+impl BaseFolder {
+    /// Opens `base`; the tokenizer is `tokenizer` or `base/tokenizer.json`, the image settings
+    /// `image_config`, else `base/preprocessor_config.json`, else Qwen's defaults.
+    pub fn open(base: &Path, tokenizer: Option<&Path>, image_config: Option<QwenImageConfig>) -> anyhow::Result<Self> {
+        let config_path = base.join("config.json");
+        let text = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
+        let config = QwenConfig::from_json(&text, &config_path.display().to_string())?;
+        let weights = MappedWeights::open_dir(base)?;
+        let layout = detect_layout(&weights)?;
+        let prompt = Prompt::load(&tokenizer.map(Path::to_path_buf).unwrap_or_else(|| base.join("tokenizer.json")))?;
+        let processor_path = base.join("preprocessor_config.json");
+        let image_config = match (image_config, std::fs::read(&processor_path)) {
+            (Some(given), _) => given,
+            (None, Ok(bytes)) => QwenImageConfig::from_json(&bytes).with_context(|| format!("parsing {}", processor_path.display()))?,
+            (None, Err(_)) => QwenImageConfig::default(),
+        };
+        Ok(Self { config_path, config, weights, layout, prompt, image_config })
+    }
+}
+
 /// Random stand-in weights of any shape, drawn on the device: for speed measurements of a
 /// model size whose checkpoint we do not have. Norm scales are ones, everything else N(0, 0.02).
 pub struct RandomWeights;
@@ -243,19 +274,8 @@ impl<B: Backend> RelsimEncoder<B> {
     /// Loads the base model, applies the adapter and reads the projection.
     pub fn load(files: &EncoderFiles, device: &B::Device) -> anyhow::Result<Self> {
         let base = &files.base;
-        let config_path = base.join("config.json");
-        let config_text = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
-        let config = QwenConfig::from_json(&config_text, &config_path.display().to_string())?;
-        let weights = MappedWeights::open_dir(base)?;
-        let layout = detect_layout(&weights)?;
-        let prompt = Prompt::load(&files.tokenizer.clone().unwrap_or_else(|| base.join("tokenizer.json")))?;
-        let image_config = match &files.image_config {
-            Some(c) => c.clone(),
-            None => match std::fs::read(base.join("preprocessor_config.json")) {
-                Ok(bytes) => QwenImageConfig::from_json(&bytes).with_context(|| format!("parsing {}", base.join("preprocessor_config.json").display()))?,
-                Err(_) => QwenImageConfig::default(),
-            },
-        };
+        let BaseFolder { config_path, config, weights, layout, prompt, image_config } =
+            BaseFolder::open(base, files.tokenizer.as_deref(), files.image_config.clone())?;
 
         // The adapter: LoRA factors, maybe the resized embedding table, and the projection.
         let adapter = &files.adapter;

@@ -21,10 +21,9 @@ use crate::cli::Preprocess;
 use crate::qwen::config::QwenConfig;
 use crate::qwen::language::{LanguageModel, Lora};
 use crate::qwen::prompt::Prompt;
-use crate::qwen::relsim::{detect_layout, Towers, PROJECTION_SAFETENSORS};
+use crate::qwen::relsim::{BaseFolder, Towers, PROJECTION_SAFETENSORS};
 use crate::qwen::vision::VisionTower;
 use crate::scenes::generate::write_atomically;
-use crate::weights::MappedWeights;
 
 /// PEFT's key prefix for the language model in a Qwen2.5-VL adapter (transformers >= 4.52 naming).
 const PEFT_PREFIX: &str = "base_model.model.model.language_model.";
@@ -89,17 +88,7 @@ fn fresh_lora(d_in: usize, rank: usize, d_out: usize, spec: &QwenSpec, device: &
 
 /// Loads the frozen base and builds the trainable parts.
 pub fn init(spec: &QwenSpec, device: &burn::backend::ndarray::NdArrayDevice) -> anyhow::Result<(QwenContext, QwenTrainee<Train>)> {
-    let base = &spec.base;
-    let config_path = base.join("config.json");
-    let text = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
-    let config = QwenConfig::from_json(&text, &config_path.display().to_string())?;
-    let weights = MappedWeights::open_dir(base)?;
-    let layout = detect_layout(&weights)?;
-    let prompt = Prompt::load(&spec.tokenizer.clone().unwrap_or_else(|| base.join("tokenizer.json")))?;
-    let image_config = match std::fs::read(base.join("preprocessor_config.json")) {
-        Ok(bytes) => QwenImageConfig::from_json(&bytes).with_context(|| format!("parsing {}", base.join("preprocessor_config.json").display()))?,
-        Err(_) => QwenImageConfig::default(),
-    };
+    let BaseFolder { config_path, config, weights, layout, prompt, image_config } = BaseFolder::open(&spec.base, spec.tokenizer.as_deref(), None)?;
     let t = &config.text;
     let rows = prompt.len();
     anyhow::ensure!(t.vocab_size >= rows, "{}: the vocabulary ({}) is smaller than the tokenizer with <|query|> ({rows})", config_path.display(), t.vocab_size);
