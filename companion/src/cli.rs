@@ -181,6 +181,10 @@ pub struct TrainArgs {
     /// paraphrases of an idea are one idea) or only those with the very same caption text.
     #[arg(long, value_enum)]
     pub positives: Option<crate::train::Positives>,
+    /// Label-preserving changes to training images: channels (RGB channels in a random order
+    /// per image; the lite presets' choice) or none.
+    #[arg(long, value_enum)]
+    pub augment: Option<crate::train::Augment>,
     /// Also copy the final model (config.json, model.safetensors) here.
     #[arg(long)]
     pub export: Option<PathBuf>,

@@ -92,13 +92,15 @@ pub struct LiteEncoder<B: burn::tensor::backend::Backend> {
     pub model: relsim_shared::image::lite::RelsimLite<B>,
     pub size: usize,
     pub device: B::Device,
+    /// Average over the six RGB channel orders (the model's config says so).
+    pub colour_views: bool,
 }
 
 impl<B: burn::tensor::backend::Backend> LiteEncoder<B> {
     /// Loads the model in `dir` (config.json, model.safetensors).
     pub fn load(dir: &std::path::Path, device: &B::Device) -> anyhow::Result<Self> {
         let (config, model) = crate::train::load_lite::<B>(dir, device)?;
-        Ok(LiteEncoder { model, size: config.image_size, device: device.clone() })
+        Ok(LiteEncoder { model, size: config.image_size, device: device.clone(), colour_views: config.colour_views })
     }
 }
 
@@ -108,7 +110,8 @@ impl<B: burn::tensor::backend::Backend> ImageEncoder for LiteEncoder<B> {
         let mut out = Vec::with_capacity(images.len());
         for chunk in images.chunks(64) {
             let batch: Vec<Vec<f32>> = chunk.par_iter().map(|image| pixels(image, self.size)).collect();
-            let embedded = self.model.forward(pixel_batch::<B>(&batch, self.size, &self.device));
+            let pixels = pixel_batch::<B>(&batch, self.size, &self.device);
+            let embedded = if self.colour_views { self.model.forward_colour_views(pixels) } else { self.model.forward(pixels) };
             let dim = embedded.dims()[1];
             let values = embedded.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("reading embeddings: {e:?}"))?;
             out.extend(values.chunks(dim).map(<[f32]>::to_vec));

@@ -73,9 +73,11 @@ fn relsim_lite_retrieves_relations_across_held_out_appearance() {
     let (lite, embeddings) = metrics(by_name("lite", &options()).unwrap().as_ref(), &images, &records);
     let baselines: Vec<RetrievalMetrics> = BASELINES.iter().map(|n| metrics(by_name(n, &options()).unwrap().as_ref(), &images, &records).0).collect();
     let best_p1 = baselines.iter().map(|m| m.p_at_1).fold(0.0, f64::max);
-    let best_trap = baselines.iter().map(|m| m.attribute_trap_rate).fold(f64::MAX, f64::min);
-    eprintln!("relsim-lite P@1 {:.3} trap {:.3}; best baseline P@1 {best_p1:.3}, lowest trap {best_trap:.3}", lite.p_at_1, lite.attribute_trap_rate);
+    // The best baseline is the one with the best P@1; its trap rate is the one to halve.
+    let best = baselines.iter().max_by(|a, b| a.p_at_1.total_cmp(&b.p_at_1)).unwrap();
+    eprintln!("relsim-lite P@1 {:.3} trap {:.3}; best baseline P@1 {best_p1:.3}, its trap {:.3}", lite.p_at_1, lite.attribute_trap_rate, best.attribute_trap_rate);
     assert!(lite.p_at_1 >= best_p1 + LITE_P1_MARGIN, "relsim-lite P@1 {:.3} vs best baseline {best_p1:.3}", lite.p_at_1);
+    assert!(lite.attribute_trap_rate <= 0.5 * best.attribute_trap_rate, "relsim-lite trap rate {:.3} vs {:.3}", lite.attribute_trap_rate, best.attribute_trap_rate);
     assert!(lite.attribute_trap_rate <= LITE_TRAP_BOUND, "relsim-lite trap rate {:.3}", lite.attribute_trap_rate);
 
     // Captions embedded by MiniLM find images of their relation.
@@ -105,9 +107,9 @@ fn embed_image_uses_relsim_lite_without_qwen_weights() {
 }
 
 // Floors that guard what the committed weights reach on this 280-scene set (measured here:
-// P@1 0.539 vs 0.179 for the best baseline, trap 0.054, caption→image P@10 0.862 / 0.671). On the
-// README's 1,400-scene test split the same weights give P@1 0.639 vs 0.396 (+0.24): baselines gain
-// more from a larger pool of look-alikes, so the issue's +0.30 there is not reached yet.
+// P@1 0.657 vs 0.179 for the best baseline, trap 0.057 vs that baseline's 0.461, caption→image
+// P@10 0.927 / 0.636). On the README's 1,400-scene test split the same weights give P@1 0.716 vs
+// 0.396 (+0.32), trap 0.052 vs 0.321.
 const LITE_P1_MARGIN: f64 = 0.30;
 const LITE_TRAP_BOUND: f64 = 0.08;
 const TEXT_P10_TRAINING: f64 = 0.80;

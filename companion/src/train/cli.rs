@@ -1,6 +1,6 @@
 //! The `train` and `eval` subcommands.
 
-use crate::train::Positives;
+use crate::train::{Augment, Positives};
 use std::path::Path;
 
 use anyhow::Context;
@@ -29,7 +29,7 @@ impl Preset {
             Preset::Lite => TrainOptions {
                 data: data.to_path_buf(),
                 model: LiteConfig::new(),
-                steps: 3000,
+                steps: 5000,
                 batch_size: 64,
                 accumulation: 1,
                 learning_rate: 1e-3,
@@ -38,9 +38,10 @@ impl Preset {
                 weight_decay: 0.05,
                 clip_norm: 1.0,
                 checkpoint_every: 100,
-                validate_every: 250,
+                validate_every: 500,
                 seed: 0,
                 positives: Positives::Relation,
+                augment: Augment::Channels,
                 qwen: None,
             },
             Preset::Tiny => TrainOptions {
@@ -58,6 +59,7 @@ impl Preset {
                 validate_every: 4,
                 seed: 0,
                 positives: Positives::Relation,
+                augment: Augment::Channels,
                 qwen: None,
             },
             Preset::QwenTiny => TrainOptions {
@@ -76,6 +78,7 @@ impl Preset {
                 validate_every: 0,
                 seed: 0,
                 positives: Positives::Relation,
+                augment: Augment::None,
                 qwen: None,
             },
         }
@@ -127,6 +130,9 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(v) = args.positives {
         options.positives = v;
+    }
+    if let Some(v) = args.augment {
+        options.augment = v;
     }
     match (args.preset, &args.base) {
         (Preset::QwenTiny, Some(base)) => {
@@ -186,7 +192,7 @@ pub fn run_eval(checkpoint: &Path, data: &Path, split: Split, minilm_dir: &Path)
             let (config, model) = super::load_any(checkpoint)?;
             let size = config.image_size;
             let set = super::data::SceneSplit::load(data, split, Some(size as u32))?;
-            let encoder = crate::encoders::LiteEncoder { model, size, device: Default::default() };
+            let encoder = crate::encoders::LiteEncoder { model, size, device: Default::default(), colour_views: config.colour_views };
             let embeddings = crate::encoders::ImageEncoder::embed_batch(&encoder, &set.images)?;
             ("relsim-lite", set, embeddings)
         }

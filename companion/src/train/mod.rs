@@ -28,7 +28,8 @@ use relsim_shared::image::lite::{pixel_batch, LiteConfig, RelsimLite};
 use serde::{Deserialize, Serialize};
 
 use crate::scenes::generate::{write_atomically, Split};
-use data::{batch_indices, caption_embeddings, SceneSplit};
+pub use data::Augment;
+use data::{batch_indices, caption_embeddings, Batch, SceneSplit};
 use infonce::{info_nce, Temperature};
 
 pub(crate) type Inner = NdArray<f32>;
@@ -61,6 +62,9 @@ pub struct TrainOptions {
     /// Which in-batch pairs count as positives (runs saved before this option used captions).
     #[serde(default)]
     pub positives: Positives,
+    /// Label-preserving changes to training images (runs saved before this option had none).
+    #[serde(default)]
+    pub augment: Augment,
     /// Train the Qwen relsim encoder (LoRA, query row, projection) instead of relsim-lite.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qwen: Option<qwen::QwenSpec>,
@@ -177,8 +181,8 @@ pub enum TrainEnd {
 /// what the model needs but does not learn (sizes, frozen towers, the tokenizer).
 pub trait Trainee: AutodiffModule<Train> {
     type Context;
-    /// Unit image embeddings `[n, d]` of the images `indices` of `split`.
-    fn embed(&self, context: &Self::Context, split: &SceneSplit, indices: &[usize]) -> anyhow::Result<Tensor<Train, 2>>;
+    /// Unit image embeddings `[n, d]` of the images of `batch`.
+    fn embed(&self, context: &Self::Context, batch: &Batch) -> anyhow::Result<Tensor<Train, 2>>;
     /// The learnable temperature.
     fn temperature(&self) -> &Temperature<Train>;
     /// Relational P@1 on `split`.
@@ -190,9 +194,9 @@ pub trait Trainee: AutodiffModule<Train> {
 impl Trainee for LiteTrainee<Train> {
     type Context = LiteConfig;
 
-    fn embed(&self, config: &LiteConfig, split: &SceneSplit, indices: &[usize]) -> anyhow::Result<Tensor<Train, 2>> {
+    fn embed(&self, config: &LiteConfig, batch: &Batch) -> anyhow::Result<Tensor<Train, 2>> {
         let size = config.image_size;
-        Ok(self.encoder.forward(pixel_batch::<Train>(&split.pixels(indices, size), size, &Default::default())))
+        Ok(self.encoder.forward(pixel_batch::<Train>(&batch.lite_pixels(size), size, &Default::default())))
     }
 
     fn temperature(&self) -> &Temperature<Train> {
@@ -232,7 +236,7 @@ pub fn train(options: &TrainOptions, out: &Path, minilm_dir: &Path, stop_at: Opt
             options.model.validate("the lite model options")?;
             let size = Some(options.model.image_size as u32);
             let model = LiteTrainee { encoder: options.model.init::<Train>(&device), temperature: Temperature::new(&device) };
-            run_loop(options, &run, &options.model, model, size, minilm_dir, stop_at, observer)
+            run_loop(options, &run, &exported_config(options), model, size, minilm_dir, stop_at, observer)
         }
         Some(spec) => {
             let (context, model) = qwen::init(spec, &device)?;
@@ -290,7 +294,8 @@ fn run_loop<T: Trainee>(
         let mut accumulator = GradientsAccumulator::<T>::new();
         let (mut loss_sum, mut accuracy_sum) = (0.0f32, 0.0f32);
         for micro in 0..accumulation {
-            let indices = batch_indices(options.seed, step * accumulation + micro, options.batch_size, train.images.len());
+            let draw = step * accumulation + micro;
+            let indices = batch_indices(options.seed, draw, options.batch_size, train.images.len());
             let ids: Vec<usize> = indices.iter().map(|&i| train.caption_ids[i]).collect();
             let captions: Vec<f32> = ids.iter().flat_map(|&c| caption_vectors[c].iter().copied()).collect();
             let captions = Tensor::<Train, 2>::from_data(TensorData::new(captions, [ids.len(), caption_vectors[0].len()]), &device);
@@ -298,7 +303,7 @@ fn run_loop<T: Trainee>(
                 Positives::Caption => ids,
                 Positives::Relation => indices.iter().map(|&i| train.relation_ids[i]).collect(),
             };
-            let out = info_nce(model.embed(context, &train, &indices)?, captions, &groups, model.temperature());
+            let out = info_nce(model.embed(context, &train.batch(&indices, options.augment, options.seed, draw))?, captions, &groups, model.temperature());
             let loss = out.loss / accumulation as f32;
             loss_sum += loss.clone().into_data().convert::<f32>().into_vec::<f32>().expect("f32")[0];
             accuracy_sum += out.accuracy / accumulation as f32;
@@ -359,9 +364,18 @@ fn save_checkpoint<T: Trainee>(run: &RunDir, step: usize, model: &T, optimizer: 
     Ok(())
 }
 
+/// The config a lite run's model is saved with: trained on channel-order augmentation, it
+/// embeds with the six colour views.
+fn exported_config(options: &TrainOptions) -> LiteConfig {
+    let mut config = options.model.clone();
+    config.colour_views = options.augment == Augment::Channels;
+    config
+}
+
 /// Relational P@1 of `encoder` on a split.
 pub fn validate(encoder: RelsimLite<Inner>, split: &SceneSplit, size: usize) -> anyhow::Result<f64> {
-    let encoder = crate::encoders::LiteEncoder { model: encoder, size, device: Default::default() };
+    // The plain forward pass: six colour views would make every validation six times slower.
+    let encoder = crate::encoders::LiteEncoder { model: encoder, size, device: Default::default(), colour_views: false };
     let embeddings = crate::encoders::ImageEncoder::embed_batch(&encoder, &split.images)?;
     Ok(crate::scenes::bench::evaluate(&embeddings, &split.records).p_at_1)
 }
@@ -378,7 +392,7 @@ pub fn load_checkpoint(dir: &Path) -> anyhow::Result<(LiteConfig, RelsimLite<Inn
     let trainee = trainee
         .load_file(dir.join("model"), &BinFileRecorder::<FullPrecisionSettings>::new(), &device)
         .with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
-    Ok((options.model, trainee.encoder))
+    Ok((exported_config(&options), trainee.encoder))
 }
 
 /// The encoder behind `path`: a model folder (config.json, model.safetensors), a run folder

@@ -14,7 +14,7 @@ use relsim_shared::weights::Weights;
 use safetensors::Dtype;
 use serde::{Deserialize, Serialize};
 
-use super::data::SceneSplit;
+use super::data::{Batch, SceneSplit};
 use super::infonce::Temperature;
 use super::{Inner, Train, Trainee};
 use crate::cli::Preprocess;
@@ -119,13 +119,10 @@ pub fn init(spec: &QwenSpec, device: &burn::backend::ndarray::NdArrayDevice) -> 
     Ok((context, trainee))
 }
 
-/// The images `indices` of `split`, preprocessed as the spec says.
-fn pixels(context: &QwenContext, split: &SceneSplit, indices: &[usize]) -> anyhow::Result<Vec<PixelValues>> {
+/// The images of `batch`, preprocessed as the spec says.
+fn pixels(context: &QwenContext, batch: &Batch) -> anyhow::Result<Vec<PixelValues>> {
     let mode: PreprocessMode = context.spec.preprocess.into();
-    indices
-        .iter()
-        .map(|&i| Ok(preprocess::preprocess(&split.images[i], mode, &context.image_config, &split.records[i].image_hash)?))
-        .collect()
+    batch.images.iter().zip(&batch.names).map(|(image, name)| Ok(preprocess::preprocess(image, mode, &context.image_config, name)?)).collect()
 }
 
 impl<B: Backend> QwenTrainee<B> {
@@ -140,8 +137,8 @@ impl<B: Backend> QwenTrainee<B> {
 impl Trainee for QwenTrainee<Train> {
     type Context = QwenContext;
 
-    fn embed(&self, context: &QwenContext, split: &SceneSplit, indices: &[usize]) -> anyhow::Result<Tensor<Train, 2>> {
-        let pixels = pixels(context, split, indices)?;
+    fn embed(&self, context: &QwenContext, batch: &Batch) -> anyhow::Result<Tensor<Train, 2>> {
+        let pixels = pixels(context, batch)?;
         anyhow::ensure!(
             pixels.iter().all(|p| p.grid_thw == pixels[0].grid_thw),
             "a training batch must share one patch grid: use --preprocess train or scenes of one size"
@@ -158,7 +155,8 @@ impl Trainee for QwenTrainee<Train> {
         let mut embeddings = Vec::with_capacity(split.images.len());
         let all: Vec<usize> = (0..split.images.len()).collect();
         for chunk in all.chunks(VALIDATION_BATCH) {
-            let out = model.embed_pixels(context, &vision, &pixels(context, split, chunk)?);
+            let batch = split.batch(chunk, super::Augment::None, 0, 0);
+            let out = model.embed_pixels(context, &vision, &pixels(context, &batch)?);
             let dim = out.dims()[1];
             let values = out.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("reading embeddings: {e:?}"))?;
             embeddings.extend(values.chunks(dim).map(<[f32]>::to_vec));

@@ -16,6 +16,9 @@ use crate::error::{ModelError, Result};
 use crate::text::minilm::l2_normalize;
 use crate::weights::Weights;
 
+/// The six orders of the RGB channels.
+pub const COLOUR_ORDERS: [[usize; 3]; 6] = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
+
 /// The shape of a relsim-lite model (stored as `config.json` beside its weights).
 #[derive(Config, Debug, PartialEq)]
 pub struct LiteConfig {
@@ -40,6 +43,11 @@ pub struct LiteConfig {
     /// Embedding size (MiniLM's).
     #[config(default = 384)]
     pub out_dim: usize,
+    /// Embed each image as the mean over its six RGB channel orders (see
+    /// [`RelsimLite::forward_colour_views`]): set on models trained with channel-order
+    /// augmentation, whose idea of an image should not depend on its palette.
+    #[config(default = false)]
+    pub colour_views: bool,
 }
 
 impl LiteConfig {
@@ -153,6 +161,24 @@ impl<B: Backend> RelsimLite<B> {
         let tokens = x.dims()[1];
         let at_query = self.norm.forward(x.narrow(1, tokens - 1, 1)).reshape([batch, hidden]);
         l2_normalize(self.head.forward(at_query))
+    }
+
+    /// Like [`RelsimLite::forward`], but each embedding is the normalised mean over the six
+    /// orders of the RGB channels: invariant to swapping them, as channel-order augmentation
+    /// taught the model to be.
+    pub fn forward_colour_views(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        let [batch, _, _, _] = images.dims();
+        let device = images.device();
+        let views: Vec<Tensor<B, 4>> = COLOUR_ORDERS
+            .iter()
+            .map(|order| {
+                let index = Tensor::<B, 1, burn::tensor::Int>::from_data(TensorData::new(order.iter().map(|&c| c as i64).collect::<Vec<_>>(), [3]), &device);
+                images.clone().select(1, index)
+            })
+            .collect();
+        let all = self.forward(Tensor::cat(views, 0));
+        let dim = all.dims()[1];
+        l2_normalize(all.reshape([COLOUR_ORDERS.len(), batch, dim]).mean_dim(0).reshape([batch, dim]))
     }
 
     /// Loads a model saved by [`RelsimLite::named_tensors`] (PyTorch conventions: Linear
