@@ -85,11 +85,29 @@ pub enum Command {
         #[command(subcommand)]
         which: BenchCommand,
     },
-    /// Serve the browser app and the model files on this machine.
+    /// Serve the browser app and the search API over your image folders on this machine.
     Serve {
-        /// Port on 127.0.0.1 (0 picks a free one).
+        /// Image folders to index and search (repeat the flag), recursively.
+        #[arg(long = "library")]
+        libraries: Vec<PathBuf>,
+        /// Port (0 picks a free one).
         #[arg(long, default_value_t = 8737)]
         port: u16,
+        /// Listen on this address instead of 127.0.0.1 (other machines could then reach the
+        /// server; it prints a warning).
+        #[arg(long)]
+        listen: Option<IpAddr>,
+        /// Where the index, thumbnails and your captions are kept.
+        #[arg(long, env = "RELSIM_DATA_DIR", default_value_os_t = paths::default_data_dir())]
+        data_dir: PathBuf,
+        /// The relational image encoder: lite (built in) or qwen (needs --base and --adapter).
+        #[arg(long, default_value = "lite")]
+        model: String,
+        #[command(flatten)]
+        encoder: EncoderOptions,
+        /// Do not index the folders at start (the browser or the API can start it).
+        #[arg(long)]
+        no_index: bool,
         /// The sentence-transformers folder of all-MiniLM-L6-v2, served to the browser.
         #[arg(long, env = "RELSIM_MINILM_DIR", default_value_os_t = paths::default_minilm_dir())]
         minilm_dir: PathBuf,
@@ -99,6 +117,20 @@ pub enum Command {
         /// The wasm bundle built by `cargo xtask build-web`.
         #[arg(long, default_value_os_t = paths::default_pkg_dir())]
         pkg_dir: PathBuf,
+    },
+    /// Index image folders (incremental, resumable; Ctrl-C keeps what is done) without serving.
+    Index {
+        /// Image folders (repeat the flag), recursively.
+        #[arg(long = "library", required = true)]
+        libraries: Vec<PathBuf>,
+        /// Where the index and thumbnails are kept.
+        #[arg(long, env = "RELSIM_DATA_DIR", default_value_os_t = paths::default_data_dir())]
+        data_dir: PathBuf,
+        /// The relational image encoder: lite (built in) or qwen (needs --base and --adapter).
+        #[arg(long, default_value = "lite")]
+        model: String,
+        #[command(flatten)]
+        encoder: EncoderOptions,
     },
 }
 
@@ -238,6 +270,42 @@ pub enum ScenesCommand {
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// A bounded load test on loopback: many clients, a mix of API calls, p50/p99 and errors.
+    Serve {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 100)]
+        clients: usize,
+        /// How long they send requests.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f64,
+        /// Scenes in the library served.
+        #[arg(long, default_value_t = 200)]
+        images: usize,
+        /// The sentence-transformers folder of all-MiniLM-L6-v2.
+        #[arg(long, env = "RELSIM_MINILM_DIR", default_value_os_t = paths::default_minilm_dir())]
+        minilm_dir: PathBuf,
+        #[command(flatten)]
+        encoder: EncoderOptions,
+    },
+    /// Exact top-k search over many vectors: p50/p99 latency and peak memory, int8 index with
+    /// exact re-ranking beside a plain f32 scan.
+    Search {
+        /// Vectors in the index.
+        #[arg(long, default_value_t = 1_000_000)]
+        vectors: usize,
+        /// Their dimension.
+        #[arg(long, default_value_t = 384)]
+        dim: usize,
+        /// Queries timed.
+        #[arg(long, default_value_t = 50)]
+        queries: usize,
+        /// Results per query.
+        #[arg(long, default_value_t = 10)]
+        k: usize,
+        /// Scratch folder for the f32 vector file.
+        #[arg(long, default_value_os_t = std::env::temp_dir().join("relsim-bench-search"))]
+        dir: PathBuf,
+    },
     /// Relational retrieval on a scene split: P@1, P@5, mAP and the attribute-trap rate.
     Relational {
         /// A folder written by `relsim scenes generate`.
@@ -386,14 +454,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { which: BenchCommand::QwenSpeed { backend, precision, layers, blocks, batches, seconds, tokenizer } } => {
             crate::bench::bench_qwen_speed(&crate::bench::QwenSpeed { backend, precision, layers, blocks, batches, seconds, tokenizer })
         }
+        Command::Bench { which: BenchCommand::Serve { clients, seconds, images, minilm_dir, encoder } } => {
+            crate::server::loadtest::run(crate::server::loadtest::LoadTest { clients, seconds, images, minilm_dir, encoder })
+        }
+        Command::Bench { which: BenchCommand::Search { vectors, dim, queries, k, dir } } => crate::bench::bench_search(vectors, dim, queries, k, &dir),
         Command::Bench { which: BenchCommand::Scenes { count, size } } => crate::bench::bench_scenes(count, size),
         Command::Train(args) => crate::train::cli::run_train(args),
         Command::Eval { checkpoint, data, split, minilm_dir } => crate::train::cli::run_eval(&checkpoint, &data, split, &minilm_dir),
-        Command::Serve { port, minilm_dir, public_dir, pkg_dir } => {
-            let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
-            let config = crate::server::ServerConfig { addr, minilm_dir, public_dir, pkg_dir };
+        Command::Serve { libraries, port, listen, data_dir, model, encoder, no_index, minilm_dir, public_dir, pkg_dir } => {
+            let addr = SocketAddr::new(listen.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), port);
+            let config = crate::server::ServerConfig {
+                addr,
+                minilm_dir,
+                public_dir,
+                pkg_dir,
+                libraries,
+                data_dir,
+                model,
+                encoder,
+                index_on_start: !no_index,
+            };
             tokio::runtime::Runtime::new().context("starting the async runtime")?.block_on(crate::server::serve(config))
         }
+        Command::Index { libraries, data_dir, model, encoder } => crate::library::index_folders(&libraries, &data_dir, &model, &encoder),
     }
 }
 

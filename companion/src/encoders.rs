@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
+
 use image::RgbImage;
 use rayon::prelude::*;
 use relsim_shared::image::attribute;
@@ -11,7 +13,7 @@ use crate::backend::{with_backend, with_float_backend, BackendKind, Precision};
 use crate::qwen::relsim::{EncoderFiles, RelsimEncoder};
 
 /// Turns images into L2-normalised vectors whose cosine says how similar they are.
-pub trait ImageEncoder {
+pub trait ImageEncoder: Send {
     /// Embeds a batch of images, one vector each.
     fn embed_batch(&self, images: &[RgbImage]) -> anyhow::Result<Vec<Vec<f32>>>;
 }
@@ -117,6 +119,33 @@ impl<B: burn::tensor::backend::Backend> ImageEncoder for LiteEncoder<B> {
             out.extend(values.chunks(dim).map(<[f32]>::to_vec));
         }
         Ok(out)
+    }
+}
+
+/// Names the relational model whose vectors an index holds: vectors of different weights are
+/// not comparable, so the index of another model is not reused.
+pub fn model_id(name: &str, options: &EncoderOptions) -> anyhow::Result<String> {
+    use sha2::{Digest, Sha256};
+    let digest = |paths: &[std::path::PathBuf]| -> anyhow::Result<String> {
+        let mut h = Sha256::new();
+        for path in paths {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            h.update(&bytes);
+        }
+        Ok(h.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect())
+    };
+    match name {
+        "lite" => Ok(format!("lite-{}", digest(&[options.lite.join("config.json"), options.lite.join("model.safetensors")])?)),
+        "qwen" => {
+            let (Some(base), Some(adapter)) = (&options.base, &options.adapter) else {
+                anyhow::bail!("encoder `qwen` needs --base and --adapter (or RELSIM_QWEN_BASE and RELSIM_QWEN_ADAPTER)");
+            };
+            // The base's config stands for its weights (hashing 16 GB at every start is too slow).
+            let mut files = vec![base.join("config.json"), adapter.join("adapter_model.safetensors")];
+            files.extend([adapter.join("projection.safetensors"), adapter.join("projection_and_config.pt")].into_iter().filter(|p| p.is_file()));
+            Ok(format!("qwen-{}-{:?}", digest(&files)?, options.preprocess).to_lowercase())
+        }
+        other => anyhow::bail!("`{other}` is not a relational encoder: use lite or qwen"),
     }
 }
 

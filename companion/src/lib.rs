@@ -4,6 +4,8 @@ pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod encoders;
+pub mod explain;
+pub mod library;
 pub mod paths;
 pub mod qwen;
 pub mod scenes;

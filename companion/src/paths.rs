@@ -36,3 +36,15 @@ pub fn default_lite_dir() -> PathBuf {
 pub fn default_qwen_tokenizer() -> PathBuf {
     workspace_root().join("tests").join("fixtures").join("qwen").join("tokenizer").join("tokenizer.json.gz")
 }
+
+/// Default place of the library index, thumbnails and user captions: `$XDG_DATA_HOME/relsim`,
+/// else `~/.local/share/relsim`, else `.relsim` here.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("relsim");
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local").join("share").join("relsim"),
+        None => PathBuf::from(".relsim"),
+    }
+}

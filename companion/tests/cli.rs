@@ -28,6 +28,9 @@ fn every_subcommand_has_help() {
         &["embed-image", "--help"],
         &["score", "--help"],
         &["serve", "--help"],
+        &["index", "--help"],
+        &["bench", "search", "--help"],
+        &["bench", "serve", "--help"],
         &["bench", "--help"],
         &["bench", "text", "--help"],
         &["bench", "relational", "--help"],
@@ -74,9 +77,9 @@ fn a_missing_model_folder_is_a_clear_error_not_a_panic() {
     assert!(stderr.contains("/nonexistent/minilm") && stderr.contains("cargo xtask setup"), "{stderr}");
 }
 
-fn get(addr: &str, path: &str) -> (u16, String) {
+fn get(addr: &str, path: &str, token: &str) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nX-Relsim-Token: {token}\r\nConnection: close\r\n\r\n").unwrap();
     let mut response = Vec::new();
     stream.read_to_end(&mut response).unwrap();
     let text = String::from_utf8_lossy(&response).into_owned();
@@ -86,26 +89,30 @@ fn get(addr: &str, path: &str) -> (u16, String) {
 
 #[test]
 fn serve_binds_loopback_and_serves_the_page_and_the_model() {
-    let mut child = relsim().args(["serve", "--port", "0"]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut child = relsim().args(["serve", "--port", "0", "--data-dir"]).arg(data.path()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let url = line.trim().strip_prefix("relsim is serving on ").unwrap_or_else(|| panic!("{line}")).to_string();
-    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let (addr, token) = url.trim_start_matches("http://").split_once("/?token=").unwrap_or_else(|| panic!("{url}"));
+    let (addr, token) = (addr.to_string(), token.to_string());
     let checks = || {
         assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-        let (status, body) = get(&addr, "/api/health");
+        assert_eq!(token.len(), 32, "{token}");
+        let (status, body) = get(&addr, "/api/health", "");
         assert_eq!(status, 200, "{body}");
-        let (status, body) = get(&addr, "/api/models/minilm");
+        let (status, body) = get(&addr, "/api/models/minilm", &token);
         assert_eq!(status, 200);
         for file in ["config.json", "tokenizer.json", "model.safetensors", "1_Pooling/config.json"] {
             assert!(body.contains(file), "{body}");
         }
-        let (status, body) = get(&addr, "/");
+        assert_eq!(get(&addr, "/api/models/minilm", "wrong").0, 401);
+        let (status, body) = get(&addr, "/", &token);
         assert_eq!(status, 200);
         assert!(body.contains("/pkg/relsim_web.js"), "{body}");
-        let (status, _) = get(&addr, "/models/minilm/1_Pooling/config.json");
+        let (status, _) = get(&addr, "/models/minilm/1_Pooling/config.json", &token);
         assert_eq!(status, 200);
-        let (status, _) = get(&addr, "/models/minilm/../../Cargo.toml");
+        let (status, _) = get(&addr, "/models/minilm/../../Cargo.toml", &token);
         assert_ne!(status, 200, "path traversal must not escape the model folder");
     };
     let result = std::panic::catch_unwind(checks);

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One file of a model the browser downloads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelFile {
     /// Path relative to the model's base URL, e.g. `1_Pooling/config.json`.
     pub name: String,
@@ -13,9 +14,158 @@ pub struct ModelFile {
 
 /// The files of one model, as served at `/api/models/<name>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelManifest {
     pub name: String,
     /// URL prefix under which the files are served.
     pub base_url: String,
     pub files: Vec<ModelFile>,
+}
+
+/// An API error: every handler answers failures with this body and a matching status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiError {
+    /// The HTTP status, repeated for clients that only see the body.
+    pub status: u16,
+    /// What went wrong, for a person.
+    pub error: String,
+}
+
+/// Where library indexing stands; streamed as server-sent events.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IndexProgress {
+    /// idle, scanning, embedding, done, cancelled or failed.
+    pub phase: String,
+    /// Image files found under the folders.
+    pub found: usize,
+    /// Files whose size and mtime are as indexed.
+    pub unchanged: usize,
+    /// New or changed files to read.
+    pub to_read: usize,
+    /// Of those, read so far.
+    pub read: usize,
+    /// Images embedded in this run.
+    pub embedded: usize,
+    /// Files whose content was already indexed (a copy, a move, a touched file).
+    pub reused: usize,
+    /// Files that could not be read as images.
+    pub failed: usize,
+    /// Files gone since the last run.
+    pub removed: usize,
+    /// Why the run failed, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One distinct image of the library.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LibraryImage {
+    /// SHA-256 of the file's bytes.
+    pub id: String,
+    /// A file holding it.
+    pub path: String,
+    pub width: u32,
+    pub height: u32,
+    /// URL of its thumbnail (JPEG, at most 256 px).
+    pub thumbnail: String,
+}
+
+/// A page of the library listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LibraryPage {
+    /// Distinct images in the library.
+    pub total: usize,
+    pub offset: usize,
+    pub images: Vec<LibraryImage>,
+    /// The library folders.
+    pub folders: Vec<String>,
+    pub progress: IndexProgress,
+}
+
+/// What to search with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SearchQuery {
+    /// A library image, by id.
+    Id { id: String },
+    /// An anonymous caption, embedded by the companion's MiniLM.
+    Text { text: String },
+    /// A 384-d caption embedding computed elsewhere (the browser's MiniLM).
+    Vector { vector: Vec<f32> },
+}
+
+/// A search by library image, text or vector (`POST /api/search`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchRequest {
+    pub query: SearchQuery,
+    /// Results per page (1 to 500; default 20).
+    #[serde(default)]
+    pub k: Option<usize>,
+    /// Results to skip (pagination).
+    #[serde(default)]
+    pub offset: Option<usize>,
+    /// Weight of the relational score in the combined score, 0 to 1 (default 0.7); the rest
+    /// goes to the attribute score.
+    #[serde(default)]
+    pub weight: Option<f32>,
+}
+
+/// A caption that fits both the query and a result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Why {
+    pub caption: String,
+    /// Its cosine with the query.
+    pub query: f32,
+    /// Its cosine with the result.
+    pub result: f32,
+}
+
+/// One search result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchHit {
+    pub image: LibraryImage,
+    /// Cosine of the relational embeddings: the same idea.
+    pub relational: f32,
+    /// Cosine of the attribute embeddings: the same look (none for text queries).
+    pub attribute: Option<f32>,
+    /// `weight * relational + (1 - weight) * attribute` (relational alone without attribute).
+    pub combined: f32,
+    /// The 3 captions of the caption bank that best fit both query and result.
+    pub why: Vec<Why>,
+}
+
+/// A page of search results, best combined score first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SearchResponse {
+    /// Images that were scored.
+    pub total: usize,
+    pub offset: usize,
+    pub k: usize,
+    pub weight: f32,
+    pub results: Vec<SearchHit>,
+}
+
+/// The caption bank: the scene captions and the user's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CaptionBank {
+    pub captions: Vec<String>,
+    /// Those the user added (a subset of `captions`).
+    pub user: Vec<String>,
+}
+
+/// A caption to add to the bank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NewCaption {
+    pub caption: String,
 }

@@ -26,7 +26,8 @@ impl Companion {
     fn start(binary: PathBuf) -> Result<Self> {
         let mut child = Command::new(&binary)
             .current_dir(root())
-            .args(["serve", "--port", "0"])
+            .args(["serve", "--port", "0", "--data-dir"])
+            .arg(crate::util::target_dir().join("browser-test-data"))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -16,6 +16,8 @@ usage: cargo xtask <task>
   build-web              build the browser app into dist/pkg
   demo [--port P]        set up, build, and start the companion; prints the URL
   test                   set up and run every test, the headless-Chromium browser test included
+  fuzz [--seconds N]     the upload/decode path under libFuzzer for N seconds (default 600;
+                         nightly toolchain, installs cargo-fuzz)
   bench text             sentences/s natively (and sentence-transformers when a Python
                          reference environment is found) and the browser's per-query latency
   bench scenes           scene generation images/s (all cores beside one core), then the
@@ -31,6 +33,7 @@ fn main() -> Result<()> {
         Some("build-web") => setup::build_web(),
         Some("demo") => demo(flag("--port")),
         Some("test") => test(),
+        Some("fuzz") => fuzz(flag("--seconds").unwrap_or_else(|| "600".into())),
         Some("bench") if args.get(1).map(String::as_str) == Some("text") => browser::bench_text(),
         Some("bench") if args.get(1).map(String::as_str) == Some("scenes") => bench_scenes(),
         Some("help") | Some("--help") | Some("-h") | None => {
@@ -45,9 +48,50 @@ fn demo(port: Option<String>) -> Result<()> {
     setup::setup(None)?;
     setup::build_web()?;
     util::cargo(&["build", "--release", "-p", "relsim-companion"])?;
+    let relsim = util::target_dir().join("release/relsim");
+    // The demo library: relational scenes (every relation, many looks), made once.
+    let scenes = util::target_dir().join("demo-library");
+    if !scenes.join("data.jsonl").is_file() {
+        util::step(&format!("making the demo library in {}", scenes.display()));
+        util::run(util::command(&relsim).args(["scenes", "generate", "--count", "420", "--seed", "1", "--size", "192", "--out"]).arg(&scenes))?;
+    }
     let port = port.unwrap_or_else(|| "8737".into());
     println!("starting the companion; open the URL below (Ctrl-C stops it)");
-    util::run(util::command(util::target_dir().join("release/relsim")).args(["serve", "--port", &port]))
+    util::run(
+        util::command(&relsim)
+            .args(["serve", "--port", &port, "--library"])
+            .arg(scenes.join("images"))
+            .arg("--data-dir")
+            .arg(util::target_dir().join("demo-data")),
+    )
+}
+
+/// Runs the fuzz target over the decode path, seeded with the photo fixtures and a few scenes.
+fn fuzz(seconds: String) -> Result<()> {
+    let root = util::root();
+    if util::command("cargo").args(["fuzz", "--version"]).output().map_or(true, |o| !o.status.success()) {
+        util::step("installing cargo-fuzz");
+        util::cargo(&["install", "cargo-fuzz", "--locked"])?;
+    }
+    let corpus = root.join("fuzz/corpus/decode_upload");
+    std::fs::create_dir_all(&corpus)?;
+    let photos = root.join("tests/fixtures/photos");
+    for dir in [photos.clone(), photos.join("broken"), root.join("tests/fixtures/qwen/images")] {
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.is_file() && path.extension().is_some_and(|e| e != "py" && e != "md") {
+                std::fs::copy(&path, corpus.join(path.file_name().expect("a file name")))?;
+            }
+        }
+    }
+    util::step(&format!("fuzzing the upload/decode path for {seconds} s"));
+    util::run(
+        util::command("cargo")
+            .current_dir(&root)
+            .args(["+nightly", "fuzz", "run", "decode_upload"])
+            .arg(&corpus)
+            .args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=4096", "-max_len=4000000"]),
+    )
 }
 
 fn bench_scenes() -> Result<()> {

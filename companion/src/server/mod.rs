@@ -1,14 +1,31 @@
-//! The local HTTP server: the browser app, its wasm bundle and the model files it runs.
+//! The local HTTP server: the browser app, its wasm bundle and model files, and the JSON API
+//! over the user's indexed library, behind the localhost defences of [`guard`].
+
+pub mod api;
+pub mod error;
+pub mod guard;
+pub mod loadtest;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Context;
-use axum::{routing::get, Json, Router};
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{any, get, post};
+use axum::Router;
 use relsim_shared::protocol::{ModelFile, ModelManifest};
-use relsim_shared::text::minilm::{REQUIRED_FILES, SENTENCE_CONFIG_FILE};
+use relsim_shared::text::minilm::{MiniLm, REQUIRED_FILES, SENTENCE_CONFIG_FILE};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
+
+use crate::encoders::EncoderOptions;
+use crate::explain::CaptionBank;
+use crate::library::service::{LibraryService, SharedEncoder};
+use api::ApiState;
+use error::api_error;
 
 /// What `relsim serve` serves and where.
 #[derive(Debug, Clone)]
@@ -17,6 +34,15 @@ pub struct ServerConfig {
     pub minilm_dir: PathBuf,
     pub public_dir: PathBuf,
     pub pkg_dir: PathBuf,
+    /// The library folders, indexed recursively.
+    pub libraries: Vec<PathBuf>,
+    /// Where the index, thumbnails and user captions live.
+    pub data_dir: PathBuf,
+    /// The relational image encoder: `lite` or `qwen`.
+    pub model: String,
+    pub encoder: EncoderOptions,
+    /// Index the folders when the server starts.
+    pub index_on_start: bool,
 }
 
 /// Lists the MiniLM files the browser should fetch, failing with a hint when one is missing.
@@ -33,39 +59,130 @@ fn minilm_manifest(dir: &Path) -> anyhow::Result<ModelManifest> {
     Ok(ModelManifest { name: "all-MiniLM-L6-v2".into(), base_url: "/models/minilm/".into(), files })
 }
 
-/// Builds the router.
-pub fn app(config: &ServerConfig) -> anyhow::Result<Router> {
-    let manifest = minilm_manifest(&config.minilm_dir)?;
-    if !config.pkg_dir.join("relsim_web.js").is_file() {
-        tracing::warn!(
-            "no wasm bundle in {}: run `cargo xtask build-web` (the page will not start without it)",
-            config.pkg_dir.display()
-        );
-    }
-    let index = ServeFile::new(config.public_dir.join("index.html"));
-    Ok(Router::new()
-        .route("/api/health", get(|| async { Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") })) }))
-        .route("/api/models/minilm", get(move || async move { Json(manifest) }))
-        .nest_service("/models/minilm", ServeDir::new(&config.minilm_dir))
-        .nest_service("/pkg", ServeDir::new(&config.pkg_dir))
-        .fallback_service(ServeDir::new(&config.public_dir).fallback(index))
-        .layer(TraceLayer::new_for_http()))
+/// Everything the server holds, loaded once at start.
+pub struct Loaded {
+    pub state: ApiState,
 }
 
-/// Serves until Ctrl-C.
-pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
-    let router = app(&config)?;
-    let listener =
-        tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
-    let addr = listener.local_addr()?;
-    // The test harness and the demo read this line to find the page.
-    println!("relsim is serving on http://{addr}/");
-    tracing::info!(%addr, "listening");
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down");
-        })
-        .await
-        .context("serving HTTP")
+/// Loads the models, opens the index and the caption bank.
+pub fn load(config: &ServerConfig) -> anyhow::Result<Loaded> {
+    let manifest = minilm_manifest(&config.minilm_dir)?;
+    let text = MiniLm::<burn::backend::NdArray<f32>>::from_dir(&config.minilm_dir, &Default::default())
+        .with_context(|| format!("loading MiniLM from {}", config.minilm_dir.display()))?;
+    let text = Arc::new(Mutex::new(text));
+    let encoder = SharedEncoder(Arc::new(Mutex::new(crate::encoders::by_name(&config.model, &config.encoder)?)));
+    let model_id = crate::encoders::model_id(&config.model, &config.encoder)?;
+    let mut roots = Vec::new();
+    for dir in &config.libraries {
+        roots.push(dir.canonicalize().with_context(|| format!("library folder {}", dir.display()))?);
+    }
+    let store = crate::library::open_store(&config.data_dir, &model_id)?;
+    let library = LibraryService::new(roots, config.data_dir.join("thumbnails"), store, encoder.clone());
+    let captions = {
+        let text = text.clone();
+        CaptionBank::load(&config.data_dir.join("captions.json"), &move |texts| api::embed_texts(&text, texts))?
+    };
+    Ok(Loaded { state: ApiState { library, encoder, text, captions: Arc::new(RwLock::new(captions)), minilm: Arc::new(manifest) } })
 }
+
+/// Builds the router: the API, the static files, and the guard in front of everything.
+pub fn app(config: &ServerConfig, state: ApiState, guard: guard::Guard) -> Router {
+    if !config.pkg_dir.join("relsim_web.js").is_file() {
+        tracing::warn!("no wasm bundle in {}: run `cargo xtask build-web` (the page will not start without it)", config.pkg_dir.display());
+    }
+    let index = ServeFile::new(config.public_dir.join("index.html"));
+    let api = Router::new()
+        .route("/api/health", get(api::health))
+        .route("/api/openapi.json", get(api::openapi_json))
+        .route("/api/models/minilm", get(api::minilm_manifest))
+        .route("/api/library", get(api::library))
+        .route("/api/library/index", post(api::start_index))
+        .route("/api/library/cancel", post(api::cancel_index))
+        .route("/api/library/events", get(api::index_events))
+        .route("/api/images/{id}/thumbnail", get(api::thumbnail))
+        .route("/api/images/{id}/file", get(api::original))
+        .route("/api/search", post(api::search))
+        .route("/api/search/image", post(api::search_image))
+        .route("/api/captions", get(api::captions).post(api::add_caption))
+        .route("/api/captions/suggest", get(api::suggest))
+        .route("/api/{*rest}", any(|| async { api_error(StatusCode::NOT_FOUND, "no such API endpoint (see /api/openapi.json)") }))
+        .method_not_allowed_fallback(|| async { api_error(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not take that method (see /api/openapi.json)") })
+        .layer(DefaultBodyLimit::max(api::MAX_UPLOAD_BYTES))
+        .with_state(state);
+    api.nest_service("/models/minilm", ServeDir::new(&config.minilm_dir))
+        .nest_service("/pkg", ServeDir::new(&config.pkg_dir))
+        .fallback_service(ServeDir::new(&config.public_dir).fallback(index))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(guard), guard::guard))
+        .layer(CatchPanicLayer::custom(|_| api_error(StatusCode::INTERNAL_SERVER_ERROR, "the request failed inside the server (a bug); the server goes on")))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Serves until Ctrl-C (or SIGTERM): a running index stops after its batch, open requests finish.
+pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let loaded = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || load(&config)
+    })
+    .await
+    .context("loading the models")??;
+    let listener = tokio::net::TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?;
+    let addr = listener.local_addr()?;
+    let extra_host = (!addr.ip().is_loopback()).then(|| addr.ip().to_string());
+    if let Some(host) = &extra_host {
+        eprintln!(
+            "warning: listening on {host}, not only this machine: anyone on the network who learns the token can search your library"
+        );
+    }
+    let token = guard::new_token();
+    let library = loaded.state.library.clone();
+    let router = app(&config, loaded.state, guard::Guard::new(token.clone(), addr.port(), extra_host));
+    if config.index_on_start && !library.roots.is_empty() {
+        library.start_indexing();
+    }
+    let shown = if addr.ip().is_unspecified() { SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port()) } else { addr };
+    // The test harness and the demo read this line to find the page.
+    println!("relsim is serving on http://{shown}/?token={token}");
+    tracing::info!(%addr, "listening");
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let server = axum::serve(listener, router).with_graceful_shutdown({
+        let stopping = stopping.clone();
+        async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down");
+            library.cancel();
+            stopping.notify_one();
+        }
+    });
+    // Open event streams never end by themselves: give requests a moment, then stop anyway.
+    let grace = async move {
+        stopping.notified().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tracing::info!("connections still open after {SHUTDOWN_GRACE:?}: closing them");
+    };
+    tokio::select! {
+        result = server => result.context("serving HTTP"),
+        () = grace => Ok(()),
+    }
+}
+
+/// How long shutdown waits for open requests.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);

@@ -121,7 +121,7 @@ impl Augment {
         match self {
             Augment::None => vec![View { order: CHANNEL_ORDERS[0] }; n],
             Augment::Channels => {
-                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x6175_676d_656e_74);
+                let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0061_7567_6d65_6e74);
                 rng.set_stream(draw as u64);
                 (0..n).map(|_| View { order: CHANNEL_ORDERS[rng.random_range(0..CHANNEL_ORDERS.len())] }).collect()
             }

@@ -25,6 +25,11 @@ pub enum ImageError {
 /// Decodes `bytes` to RGB, with the EXIF orientation applied (alpha dropped, grey expanded).
 /// `name` names the image in errors.
 pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage, ImageError> {
+    decode_rgb_limited(bytes, name, MAX_DECODED_PIXELS)
+}
+
+/// [`decode_rgb`] refusing images of more than `max_pixels` pixels before decoding them.
+pub fn decode_rgb_limited(bytes: &[u8], name: &str, max_pixels: u64) -> Result<RgbImage, ImageError> {
     let err = |e: image::ImageError| ImageError::Decode { name: name.to_string(), reason: e.to_string() };
     let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ImageError::Decode {
         name: name.to_string(),
@@ -32,10 +37,13 @@ pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage, ImageError> {
     })?;
     let mut decoder = reader.into_decoder().map_err(err)?;
     let (w, h) = decoder.dimensions();
-    if u64::from(w) * u64::from(h) > MAX_DECODED_PIXELS {
+    if w == 0 || h == 0 {
+        return Err(ImageError::Unsupported { name: name.to_string(), reason: format!("{w}x{h}: the image has no pixels") });
+    }
+    if u64::from(w) * u64::from(h) > max_pixels {
         return Err(ImageError::Unsupported {
             name: name.to_string(),
-            reason: format!("{w}x{h} is more than {MAX_DECODED_PIXELS} pixels"),
+            reason: format!("{w}x{h} is more than {max_pixels} pixels"),
         });
     }
     let orientation = decoder.orientation().map_err(err)?;

@@ -1,0 +1,121 @@
+//! The indexed library laid out for search: one row per distinct image, its vectors in flat
+//! matrices, scored in one pass.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use relsim_shared::vectors::{dot, top_k};
+use serde::Serialize;
+
+use super::store::Store;
+
+/// One distinct image of the library (files with the same content share it).
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    /// The SHA-256 of the file's bytes: stable across renames and re-indexing.
+    pub id: String,
+    /// The files holding it, first in path order.
+    pub paths: Vec<PathBuf>,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// What a search compares against.
+pub struct Query<'a> {
+    /// In the relational (MiniLM) space: an image's relsim embedding or a caption's.
+    pub relational: &'a [f32],
+    /// The query image's attribute embedding; text queries have none.
+    pub attribute: Option<&'a [f32]>,
+    /// Left out of the results (a library image asking for its neighbours).
+    pub exclude: Option<usize>,
+}
+
+/// One result, before the "why" captions are attached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub row: usize,
+    pub relational: f32,
+    pub attribute: Option<f32>,
+    pub combined: f32,
+}
+
+/// The library in rows.
+#[derive(Default)]
+pub struct Catalog {
+    pub items: Vec<Item>,
+    relational: Vec<f32>,
+    attribute: Vec<f32>,
+    pub relational_dim: usize,
+    attribute_dim: usize,
+    rows: HashMap<String, usize>,
+}
+
+impl Catalog {
+    /// Lays out every image some file of `store` points at, in path order.
+    pub fn from_store(store: &Store) -> Self {
+        let mut catalog = Catalog::default();
+        for file in store.files.values() {
+            let Some(hash) = &file.hash else { continue };
+            let Some(image) = store.images.get(hash) else { continue };
+            match catalog.rows.get(hash) {
+                Some(&row) => catalog.items[row].paths.push(file.path.clone()),
+                None => {
+                    if catalog.items.is_empty() {
+                        catalog.relational_dim = image.relational.0.len();
+                        catalog.attribute_dim = image.attribute.0.len();
+                    }
+                    // Vectors of another length (a damaged entry) cannot be scored with the rest.
+                    if image.relational.0.len() != catalog.relational_dim || image.attribute.0.len() != catalog.attribute_dim {
+                        continue;
+                    }
+                    catalog.rows.insert(hash.clone(), catalog.items.len());
+                    catalog.items.push(Item { id: hash.clone(), paths: vec![file.path.clone()], width: image.width, height: image.height });
+                    catalog.relational.extend_from_slice(&image.relational.0);
+                    catalog.attribute.extend_from_slice(&image.attribute.0);
+                }
+            }
+        }
+        catalog
+    }
+
+    /// The row of image `id`.
+    pub fn row(&self, id: &str) -> Option<usize> {
+        self.rows.get(id).copied()
+    }
+
+    /// Row `row`'s relational vector.
+    pub fn relational(&self, row: usize) -> &[f32] {
+        &self.relational[row * self.relational_dim..(row + 1) * self.relational_dim]
+    }
+
+    /// Row `row`'s attribute vector.
+    pub fn attribute(&self, row: usize) -> &[f32] {
+        &self.attribute[row * self.attribute_dim..(row + 1) * self.attribute_dim]
+    }
+
+    /// Every image scored against `query` (relational weight `weight` in the combined score;
+    /// the rest goes to the attribute score when the query has one), best `offset..offset+limit`
+    /// by combined score, and the number of images scored.
+    pub fn search(&self, query: &Query, weight: f32, offset: usize, limit: usize) -> (Vec<Scored>, usize) {
+        let n = self.items.len();
+        if n == 0 || query.relational.len() != self.relational_dim {
+            return (Vec::new(), n);
+        }
+        let weight = weight.clamp(0.0, 1.0);
+        let scored: Vec<Scored> = (0..n)
+            .map(|row| {
+                let relational = dot(query.relational, self.relational(row));
+                let attribute = query.attribute.filter(|a| a.len() == self.attribute_dim).map(|a| dot(a, self.attribute(row)));
+                let combined = match attribute {
+                    Some(a) => weight * relational + (1.0 - weight) * a,
+                    None => relational,
+                };
+                Scored { row, relational, attribute, combined }
+            })
+            .collect();
+        let total = n - usize::from(query.exclude.is_some_and(|r| r < n));
+        let keys: Vec<f32> = scored.iter().map(|s| if Some(s.row) == query.exclude { f32::NEG_INFINITY } else { s.combined }).collect();
+        let best = top_k(&keys, (offset + limit).min(total));
+        (best.into_iter().skip(offset).map(|(row, _)| scored[row].clone()).collect(), total)
+    }
+}

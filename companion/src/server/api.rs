@@ -1,0 +1,357 @@
+//! The JSON API: the library, search by image, id, text or vector, the caption bank, and
+//! indexing progress as server-sent events. Each handler documents itself for OpenAPI.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use image::RgbImage;
+use relsim_shared::protocol::{
+    CaptionBank as CaptionBankBody, IndexProgress, ModelManifest, LibraryImage, LibraryPage, NewCaption, SearchHit, SearchQuery, SearchRequest, SearchResponse,
+};
+use relsim_shared::text::minilm::MiniLm;
+use serde::Deserialize;
+use tokio_stream::wrappers::WatchStream;
+use tokio_stream::StreamExt;
+
+use super::error::Failure;
+use crate::encoders::ImageEncoder;
+use crate::explain::CaptionBank;
+use crate::library::catalog::{Catalog, Query as CatalogQuery};
+use crate::library::service::{LibraryService, SharedEncoder};
+
+/// Uploads larger than this are refused with 413.
+pub const MAX_UPLOAD_BYTES: usize = 32 << 20;
+/// Uploaded images with more pixels than this are refused (decompression bombs).
+pub const MAX_UPLOAD_PIXELS: u64 = 50_000_000;
+/// Most results per page.
+pub const MAX_K: usize = 500;
+/// Results per page when the request does not say.
+pub const DEFAULT_K: usize = 20;
+/// Relational share of the combined score when the request does not say.
+pub const DEFAULT_WEIGHT: f32 = 0.7;
+/// Captions explaining each result.
+const WHY: usize = 3;
+/// Longest text query, in characters.
+const MAX_TEXT_CHARS: usize = 1000;
+
+type TextModel = MiniLm<burn::backend::NdArray<f32>>;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    pub library: Arc<LibraryService>,
+    pub encoder: SharedEncoder,
+    pub text: Arc<Mutex<TextModel>>,
+    pub captions: Arc<RwLock<CaptionBank>>,
+    pub minilm: Arc<ModelManifest>,
+}
+
+type ApiResult<T> = Result<Json<T>, Failure>;
+
+/// Runs blocking work (model inference, scoring) off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, Failure> + Send + 'static) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Failure::internal(anyhow::anyhow!("a worker failed: {e}")))?
+}
+
+fn image_info(catalog: &Catalog, row: usize) -> LibraryImage {
+    let item = &catalog.items[row];
+    LibraryImage {
+        id: item.id.clone(),
+        path: item.paths.first().map(|p| p.display().to_string()).unwrap_or_default(),
+        width: item.width,
+        height: item.height,
+        thumbnail: format!("/api/images/{}/thumbnail", item.id),
+    }
+}
+
+/// Paging of a listing.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct PageParams {
+    /// Items to skip.
+    #[serde(default)]
+    pub offset: usize,
+    /// Items per page (at most 500; default 100).
+    pub limit: Option<usize>,
+}
+
+/// The library: folders, indexing progress and a page of its images.
+#[utoipa::path(get, path = "/api/library", params(PageParams), responses((status = 200, body = LibraryPage), (status = 400, body = relsim_shared::protocol::ApiError)))]
+pub async fn library(State(state): State<ApiState>, params: Result<Query<PageParams>, QueryRejection>) -> ApiResult<LibraryPage> {
+    let Query(params) = params?;
+    let limit = params.limit.unwrap_or(100);
+    if limit > MAX_K {
+        return Err(Failure::bad_request(format!("limit is at most {MAX_K}")));
+    }
+    let catalog = state.library.catalog();
+    let images = (params.offset..catalog.items.len()).take(limit).map(|row| image_info(&catalog, row)).collect();
+    Ok(Json(LibraryPage {
+        total: catalog.items.len(),
+        offset: params.offset,
+        images,
+        folders: state.library.roots.iter().map(|p| p.display().to_string()).collect(),
+        progress: state.library.progress(),
+    }))
+}
+
+/// Starts (re-)indexing the library folders; 202 when started, 409 when a run is going on.
+#[utoipa::path(post, path = "/api/library/index", responses((status = 202, body = IndexProgress), (status = 409, body = relsim_shared::protocol::ApiError)))]
+pub async fn start_index(State(state): State<ApiState>) -> Result<(StatusCode, Json<IndexProgress>), Failure> {
+    if state.library.start_indexing() {
+        Ok((StatusCode::ACCEPTED, Json(state.library.progress())))
+    } else {
+        Err(Failure::new(StatusCode::CONFLICT, "indexing is already running"))
+    }
+}
+
+/// Asks a running index to stop after its current batch.
+#[utoipa::path(post, path = "/api/library/cancel", responses((status = 200, body = IndexProgress)))]
+pub async fn cancel_index(State(state): State<ApiState>) -> Json<IndexProgress> {
+    state.library.cancel();
+    Json(state.library.progress())
+}
+
+/// Indexing progress as server-sent events (`progress`, JSON `IndexProgress`), starting with the current state.
+#[utoipa::path(get, path = "/api/library/events", responses((status = 200, description = "text/event-stream of IndexProgress", content_type = "text/event-stream")))]
+pub async fn index_events(State(state): State<ApiState>) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>> {
+    let stream = WatchStream::new(state.library.subscribe())
+        .map(|p| Ok(Event::default().event("progress").json_data(&p).unwrap_or_else(|_| Event::default().event("progress").data("{}"))));
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// A library image's thumbnail (JPEG, longest side 256 px).
+#[utoipa::path(get, path = "/api/images/{id}/thumbnail", params(("id" = String, Path, description = "image id")), responses((status = 200, content_type = "image/jpeg"), (status = 404, body = relsim_shared::protocol::ApiError)))]
+pub async fn thumbnail(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Response, Failure> {
+    let catalog = state.library.catalog();
+    let row = catalog.row(&id).ok_or_else(|| Failure::not_found(format!("no library image has id `{id}`")))?;
+    let item = catalog.items[row].clone();
+    let dir = state.library.thumbnails.clone();
+    let bytes = blocking(move || {
+        let path = dir.join(format!("{}.jpg", item.id));
+        if let Ok(bytes) = std::fs::read(&path) {
+            return Ok(bytes);
+        }
+        // Made again when the cache lost it.
+        let file = item.paths.first().ok_or_else(|| Failure::not_found("the image has no file"))?;
+        let bytes = std::fs::read(file).map_err(|e| Failure::not_found(format!("{}: {e}", file.display())))?;
+        let image = relsim_shared::image::preprocess::decode_rgb(&bytes, &file.display().to_string()).map_err(|e| Failure::internal(e.into()))?;
+        let path = crate::library::write_thumbnail(&dir, &item.id, &image).map_err(Failure::internal)?;
+        std::fs::read(path).map_err(|e| Failure::internal(e.into()))
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "image/jpeg"), (header::CACHE_CONTROL, "private, max-age=86400")], bytes).into_response())
+}
+
+/// A library image's file, as stored.
+#[utoipa::path(get, path = "/api/images/{id}/file", params(("id" = String, Path, description = "image id")), responses((status = 200, description = "the original file"), (status = 404, body = relsim_shared::protocol::ApiError)))]
+pub async fn original(State(state): State<ApiState>, Path(id): Path<String>) -> Result<Response, Failure> {
+    let catalog = state.library.catalog();
+    let row = catalog.row(&id).ok_or_else(|| Failure::not_found(format!("no library image has id `{id}`")))?;
+    let file = catalog.items[row].paths.first().cloned().ok_or_else(|| Failure::not_found("the image has no file"))?;
+    let bytes = tokio::fs::read(&file).await.map_err(|e| Failure::not_found(format!("{}: {e}", file.display())))?;
+    let kind = image::guess_format(&bytes).map(|f| f.to_mime_type()).unwrap_or("application/octet-stream");
+    Ok(([(header::CONTENT_TYPE, kind)], bytes).into_response())
+}
+
+/// Checked paging and weight of a search.
+struct Page {
+    k: usize,
+    offset: usize,
+    weight: f32,
+}
+
+fn page(k: Option<usize>, offset: Option<usize>, weight: Option<f32>) -> Result<Page, Failure> {
+    let k = k.unwrap_or(DEFAULT_K);
+    if k == 0 || k > MAX_K {
+        return Err(Failure::bad_request(format!("k must be between 1 and {MAX_K}")));
+    }
+    let weight = weight.unwrap_or(DEFAULT_WEIGHT);
+    if !(0.0..=1.0).contains(&weight) {
+        return Err(Failure::bad_request("weight must be between 0 and 1"));
+    }
+    Ok(Page { k, offset: offset.unwrap_or(0), weight })
+}
+
+/// Scores the library against a query vector and explains each hit.
+fn respond(state: &ApiState, catalog: &Catalog, relational: &[f32], attribute: Option<&[f32]>, exclude: Option<usize>, page: &Page) -> Result<SearchResponse, Failure> {
+    if !catalog.items.is_empty() && relational.len() != catalog.relational_dim {
+        return Err(Failure::bad_request(format!("the query vector has {} values, the library's have {}", relational.len(), catalog.relational_dim)));
+    }
+    let (hits, total) = catalog.search(&CatalogQuery { relational, attribute, exclude }, page.weight, page.offset, page.k);
+    let captions = state.captions.read().map_err(|_| Failure::internal(anyhow::anyhow!("the caption bank failed earlier")))?;
+    let results = hits
+        .into_iter()
+        .map(|h| SearchHit {
+            image: image_info(catalog, h.row),
+            relational: h.relational,
+            attribute: h.attribute,
+            combined: h.combined,
+            why: captions.why(relational, catalog.relational(h.row), WHY),
+        })
+        .collect();
+    Ok(SearchResponse { total, offset: page.offset, k: page.k, weight: page.weight, results })
+}
+
+/// Embeds `texts` with the server's MiniLM.
+pub fn embed_texts(model: &Mutex<TextModel>, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+    let model = model.lock().map_err(|_| anyhow::anyhow!("the text encoder failed earlier"))?;
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let mut out = Vec::with_capacity(texts.len());
+    for chunk in refs.chunks(32) {
+        out.extend(model.embed_vecs(chunk)?);
+    }
+    Ok(out)
+}
+
+/// Search by a library image, a caption (embedded here) or a caption vector (embedded in the browser).
+#[utoipa::path(post, path = "/api/search", request_body = SearchRequest, responses((status = 200, body = SearchResponse), (status = 400, body = relsim_shared::protocol::ApiError), (status = 404, body = relsim_shared::protocol::ApiError), (status = 415, body = relsim_shared::protocol::ApiError), (status = 422, body = relsim_shared::protocol::ApiError)))]
+pub async fn search(State(state): State<ApiState>, request: Result<Json<SearchRequest>, JsonRejection>) -> ApiResult<SearchResponse> {
+    let Json(request) = request?;
+    let page = page(request.k, request.offset, request.weight)?;
+    let catalog = state.library.catalog();
+    let response = blocking(move || match request.query {
+        SearchQuery::Id { id } => {
+            let row = catalog.row(&id).ok_or_else(|| Failure::not_found(format!("no library image has id `{id}`")))?;
+            let (relational, attribute) = (catalog.relational(row).to_vec(), catalog.attribute(row).to_vec());
+            respond(&state, &catalog, &relational, Some(&attribute), Some(row), &page)
+        }
+        SearchQuery::Text { text } => {
+            let text = text.trim().to_string();
+            if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
+                return Err(Failure::bad_request(format!("text must have 1 to {MAX_TEXT_CHARS} characters")));
+            }
+            let vector = embed_texts(&state.text, &[text]).map_err(Failure::internal)?.remove(0);
+            respond(&state, &catalog, &vector, None, None, &page)
+        }
+        SearchQuery::Vector { mut vector } => {
+            if vector.iter().any(|x| !x.is_finite()) || vector.iter().all(|x| *x == 0.0) {
+                return Err(Failure::bad_request("the vector must be finite and not all zeros"));
+            }
+            relsim_shared::vectors::l2_normalize(&mut vector);
+            respond(&state, &catalog, &vector, None, None, &page)
+        }
+    })
+    .await?;
+    Ok(Json(response))
+}
+
+/// Paging and weight of an image search.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct ImageSearchParams {
+    /// Results per page (1 to 500; default 20).
+    pub k: Option<usize>,
+    /// Results to skip.
+    pub offset: Option<usize>,
+    /// Relational share of the combined score, 0 to 1 (default 0.7).
+    pub weight: Option<f32>,
+}
+
+/// Decodes an upload within the pixel limit.
+pub fn decode_upload(bytes: &[u8]) -> Result<RgbImage, Failure> {
+    relsim_shared::image::preprocess::decode_rgb_limited(bytes, "the upload", MAX_UPLOAD_PIXELS).map_err(|e| Failure::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+}
+
+/// Search by an uploaded image (the request body: the image file, any common format).
+#[utoipa::path(post, path = "/api/search/image", params(ImageSearchParams), request_body(content = Vec<u8>, content_type = "image/*"), responses((status = 200, body = SearchResponse), (status = 400, body = relsim_shared::protocol::ApiError), (status = 413, body = relsim_shared::protocol::ApiError), (status = 415, body = relsim_shared::protocol::ApiError), (status = 422, body = relsim_shared::protocol::ApiError)))]
+pub async fn search_image(
+    State(state): State<ApiState>,
+    params: Result<Query<ImageSearchParams>, QueryRejection>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<SearchResponse> {
+    let Query(params) = params?;
+    let kind = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = kind.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if !(essence.starts_with("image/") || essence == "application/octet-stream") {
+        return Err(Failure::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("send the image file as the body with an image/* content type, not `{kind}`")));
+    }
+    let body = body?;
+    if body.is_empty() {
+        return Err(Failure::bad_request("the body is empty: send the image file"));
+    }
+    let page = page(params.k, params.offset, params.weight)?;
+    let catalog = state.library.catalog();
+    let response = blocking(move || {
+        let image = decode_upload(&body)?;
+        let attribute = crate::library::attribute_vector(&image);
+        let relational = state.encoder.embed_batch(std::slice::from_ref(&image)).map_err(Failure::internal)?.remove(0);
+        respond(&state, &catalog, &relational, Some(&attribute), None, &page)
+    })
+    .await?;
+    Ok(Json(response))
+}
+
+fn bank_body(bank: &CaptionBank) -> CaptionBankBody {
+    CaptionBankBody { captions: bank.texts().to_vec(), user: bank.user().to_vec() }
+}
+
+/// The caption bank ("why" captions and idea suggestions).
+#[utoipa::path(get, path = "/api/captions", responses((status = 200, body = CaptionBankBody)))]
+pub async fn captions(State(state): State<ApiState>) -> ApiResult<CaptionBankBody> {
+    let bank = state.captions.read().map_err(|_| Failure::internal(anyhow::anyhow!("the caption bank failed earlier")))?;
+    Ok(Json(bank_body(&bank)))
+}
+
+/// Adds a caption of the user's to the bank (201; 200 when it was there already).
+#[utoipa::path(post, path = "/api/captions", request_body = NewCaption, responses((status = 201, body = CaptionBankBody), (status = 200, body = CaptionBankBody), (status = 400, body = relsim_shared::protocol::ApiError), (status = 422, body = relsim_shared::protocol::ApiError)))]
+pub async fn add_caption(State(state): State<ApiState>, request: Result<Json<NewCaption>, JsonRejection>) -> Result<(StatusCode, Json<CaptionBankBody>), Failure> {
+    let Json(request) = request?;
+    blocking(move || {
+        let caption = request.caption.trim().to_string();
+        if caption.is_empty() || caption.chars().count() > crate::explain::MAX_CAPTION_CHARS {
+            return Err(Failure::bad_request(format!("a caption has 1 to {} characters", crate::explain::MAX_CAPTION_CHARS)));
+        }
+        let vector = embed_texts(&state.text, std::slice::from_ref(&caption)).map_err(Failure::internal)?.remove(0);
+        let mut bank = state.captions.write().map_err(|_| Failure::internal(anyhow::anyhow!("the caption bank failed earlier")))?;
+        let added = bank.add(&caption, vector).map_err(|e| Failure::bad_request(format!("{e:#}")))?;
+        Ok((if added { StatusCode::CREATED } else { StatusCode::OK }, Json(bank_body(&bank))))
+    })
+    .await
+}
+
+/// What to suggest captions for.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct SuggestParams {
+    /// What the user has typed.
+    pub q: String,
+}
+
+/// Captions of the bank containing every typed word, shortest first (at most 8).
+#[utoipa::path(get, path = "/api/captions/suggest", params(SuggestParams), responses((status = 200, body = Vec<String>), (status = 400, body = relsim_shared::protocol::ApiError)))]
+pub async fn suggest(State(state): State<ApiState>, params: Result<Query<SuggestParams>, QueryRejection>) -> ApiResult<Vec<String>> {
+    let Query(params) = params?;
+    let bank = state.captions.read().map_err(|_| Failure::internal(anyhow::anyhow!("the caption bank failed earlier")))?;
+    Ok(Json(bank.suggest(&params.q, 8)))
+}
+
+/// The MiniLM files the browser downloads (its text encoder).
+#[utoipa::path(get, path = "/api/models/minilm", responses((status = 200, body = ModelManifest)))]
+pub async fn minilm_manifest(State(state): State<ApiState>) -> Json<ModelManifest> {
+    Json((*state.minilm).clone())
+}
+
+/// Liveness and version (no token needed).
+#[utoipa::path(get, path = "/api/health", responses((status = 200, description = "status and version")))]
+pub async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+}
+
+/// The OpenAPI description of this API, generated from the handlers above.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "relsim companion", description = "Relational image search over a local library. Every call but /api/health needs the session token (cookie `relsim_token`, header `X-Relsim-Token` or `Authorization: Bearer`)."),
+    paths(health, library, start_index, cancel_index, index_events, thumbnail, original, search, search_image, captions, add_caption, suggest, minilm_manifest, openapi_json)
+)]
+pub struct ApiDoc;
+
+/// This document.
+#[utoipa::path(get, path = "/api/openapi.json", responses((status = 200, description = "OpenAPI 3.1 JSON")))]
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(<ApiDoc as utoipa::OpenApi>::openapi())
+}

@@ -1,0 +1,329 @@
+//! `relsim serve` over a real library, through raw HTTP: the localhost defences, the search API,
+//! progress events, OpenAPI, and bad input answered with JSON errors while the server goes on.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+struct Server {
+    child: Child,
+    addr: String,
+    token: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{e}: {} {}", self.head, String::from_utf8_lossy(&self.body)))
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_string()))
+    }
+}
+
+/// One HTTP/1.1 request with full control of the headers (Host included).
+fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {addr}\r\n"));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    // A server may answer (413) before reading a large body; the reply still comes.
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no reply to {method} {path}: {}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    Reply { status, head, body: raw[split + 4..].to_vec() }
+}
+
+impl Server {
+    fn start(library: &Path, data: &Path) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_relsim"))
+            .args(["serve", "--port", "0", "--library"])
+            .arg(library)
+            .arg("--data-dir")
+            .arg(data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.trim().strip_prefix("relsim is serving on http://").unwrap_or_else(|| panic!("{line}")).to_string();
+        let (addr, token) = url.split_once("/?token=").unwrap();
+        Server { child, addr: addr.to_string(), token: token.to_string() }
+    }
+
+    fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut all = vec![("X-Relsim-Token", self.token.as_str())];
+        all.extend_from_slice(headers);
+        request(&self.addr, method, path, &all, body)
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        self.call("GET", path, &[], b"")
+    }
+
+    fn post_json(&self, path: &str, body: &Value) -> Reply {
+        self.call("POST", path, &[("Content-Type", "application/json")], body.to_string().as_bytes())
+    }
+
+    fn wait_indexed(&self, images: usize) -> Value {
+        let started = Instant::now();
+        loop {
+            let page = self.get("/api/library?limit=500").json();
+            if page["progress"]["phase"] == "done" && page["total"] == images {
+                return page;
+            }
+            assert!(started.elapsed() < Duration::from_secs(300), "indexing did not finish: {page}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn scenes(dir: &Path, count: usize) -> PathBuf {
+    let out = Command::new(env!("CARGO_BIN_EXE_relsim"))
+        .args(["scenes", "generate", "--count", &count.to_string(), "--size", "96", "--out"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    dir.join("images")
+}
+
+fn relation_of(data: &Path) -> std::collections::HashMap<String, String> {
+    std::fs::read_to_string(data.join("data.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|r| (r["image_hash"].as_str().unwrap().to_string(), r["relation"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+#[test]
+fn the_server_defends_localhost_searches_and_survives_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let scene_dir = dir.path().join("scenes");
+    let library = scenes(&scene_dir, 56);
+    let relations = relation_of(&scene_dir);
+    let mut server = Server::start(&library, &dir.path().join("data"));
+    let page = server.wait_indexed(56);
+
+    // --- The localhost defences.
+    let no_token = request(&server.addr, "GET", "/api/library", &[], b"");
+    assert_eq!(no_token.status, 401);
+    assert_eq!(no_token.json()["status"], 401);
+    assert_eq!(request(&server.addr, "GET", "/api/health", &[], b"").status, 200, "health needs no token");
+    let wrong = request(&server.addr, "GET", "/api/library", &[("X-Relsim-Token", "0123")], b"");
+    assert_eq!(wrong.status, 401);
+    let rebound = server.call("GET", "/api/library", &[("Host", &format!("evil.example:{}", server.addr.rsplit(':').next().unwrap()))], b"");
+    assert_eq!(rebound.status, 403, "DNS rebinding: a foreign Host name is refused even with the token");
+    let foreign = server.call("GET", "/api/library", &[("Origin", "http://evil.example")], b"");
+    assert_eq!(foreign.status, 403);
+    assert!(foreign.header("access-control-allow-origin").is_none());
+    let own_origin = format!("http://{}", server.addr);
+    assert_eq!(server.call("GET", "/api/library", &[("Origin", &own_origin)], b"").status, 200);
+    let preflight = request(&server.addr, "OPTIONS", "/api/search", &[("Origin", "http://evil.example"), ("Access-Control-Request-Method", "POST")], b"");
+    assert_eq!(preflight.status, 403);
+    // The printed URL sets the cookie and drops the token from the address bar.
+    let first = request(&server.addr, "GET", &format!("/?token={}", server.token), &[], b"");
+    assert_eq!(first.status, 303, "{}", first.head);
+    let cookie = first.header("set-cookie").unwrap();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    assert_eq!(request(&server.addr, "GET", "/api/library", &[("Cookie", &cookie)], b"").status, 200);
+    assert_eq!(request(&server.addr, "GET", "/", &[("Cookie", &cookie)], b"").status, 200);
+    assert_eq!(request(&server.addr, "GET", "/", &[], b"").status, 401);
+
+    // --- The library and its thumbnails.
+    let images = page["images"].as_array().unwrap();
+    assert_eq!(images.len(), 56);
+    let thumb = server.get(images[0]["thumbnail"].as_str().unwrap());
+    assert_eq!(thumb.status, 200);
+    assert_eq!(&thumb.body[..3], &[0xff, 0xd8, 0xff], "a JPEG");
+    let original = server.get(&format!("/api/images/{}/file", images[0]["id"].as_str().unwrap()));
+    assert_eq!(&original.body[..4], b"\x89PNG");
+
+    // --- Search by library image: itself excluded, scores consistent, the top hit shares its idea
+    // more often than chance (1 in 14).
+    let mut same = 0;
+    for image in images.iter().take(28) {
+        let id = image["id"].as_str().unwrap();
+        let reply = server.post_json("/api/search", &json!({ "query": { "kind": "id", "id": id }, "k": 5, "weight": 0.6 }));
+        assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+        let r = reply.json();
+        assert_eq!(r["total"], 55);
+        let results = r["results"].as_array().unwrap();
+        assert_eq!(results.len(), 5);
+        let mut last = f64::INFINITY;
+        for hit in results {
+            assert_ne!(hit["image"]["id"], id);
+            let (rel, att, comb) = (hit["relational"].as_f64().unwrap(), hit["attribute"].as_f64().unwrap(), hit["combined"].as_f64().unwrap());
+            assert!((comb - (0.6 * rel + 0.4 * att)).abs() < 1e-5, "{hit}");
+            assert!(comb <= last + 1e-6);
+            last = comb;
+            assert_eq!(hit["why"].as_array().unwrap().len(), 3);
+        }
+        let top = results[0]["image"]["id"].as_str().unwrap();
+        // Scene files are named by the first 32 hex digits of their SHA-256.
+        same += usize::from(relations[&id[..32]] == relations[&top[..32]]);
+    }
+    assert!(same >= 8, "relational top hits sharing the relation: {same} of 28");
+    // Pagination: page 2 continues page 1.
+    let id = images[0]["id"].as_str().unwrap();
+    let all = server.post_json("/api/search", &json!({ "query": { "kind": "id", "id": id }, "k": 10 })).json();
+    let second = server.post_json("/api/search", &json!({ "query": { "kind": "id", "id": id }, "k": 5, "offset": 5 })).json();
+    assert_eq!(all["results"][5]["image"]["id"], second["results"][0]["image"]["id"]);
+    assert_eq!(all["weight"], 0.7);
+
+    // --- Search by text on the server equals search by the same caption's vector.
+    let caption = "one {object} stands out among many";
+    let by_text = server.post_json("/api/search", &json!({ "query": { "kind": "text", "text": caption }, "k": 10 })).json();
+    assert!(by_text["results"][0]["attribute"].is_null());
+    let vector = embed_text(caption);
+    let by_vector = server.post_json("/api/search", &json!({ "query": { "kind": "vector", "vector": vector }, "k": 10 })).json();
+    let ids = |r: &Value| r["results"].as_array().unwrap().iter().map(|h| h["image"]["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(ids(&by_text), ids(&by_vector));
+
+    // --- Search by upload: a library image's own bytes find it first.
+    let file = PathBuf::from(images[3]["path"].as_str().unwrap());
+    let bytes = std::fs::read(&file).unwrap();
+    let up = server.call("POST", "/api/search/image?k=3", &[("Content-Type", "image/png")], &bytes);
+    assert_eq!(up.status, 200, "{}", String::from_utf8_lossy(&up.body));
+    let up = up.json();
+    assert_eq!(up["results"][0]["image"]["id"], images[3]["id"]);
+    assert!((up["results"][0]["relational"].as_f64().unwrap() - 1.0).abs() < 1e-4);
+
+    // --- Bad input: a JSON error with the right status each time, and the server goes on.
+    let error = |reply: Reply, status: u16| {
+        assert_eq!(reply.status, status, "{} {}", reply.head, String::from_utf8_lossy(&reply.body));
+        let body = reply.json();
+        assert_eq!(body["status"], status);
+        assert!(!body["error"].as_str().unwrap().is_empty());
+    };
+    error(server.call("POST", "/api/search/image", &[("Content-Type", "image/png")], b"not an image at all"), 422);
+    error(server.call("POST", "/api/search/image", &[("Content-Type", "image/png")], &bytes[..bytes.len() / 2]), 422);
+    error(server.call("POST", "/api/search/image", &[("Content-Type", "image/png")], &bomb_png()), 422);
+    error(server.call("POST", "/api/search/image", &[("Content-Type", "image/png")], &vec![0u8; 33 << 20]), 413);
+    error(server.call("POST", "/api/search/image", &[("Content-Type", "text/plain")], &bytes), 415);
+    error(server.call("POST", "/api/search/image", &[("Content-Type", "image/png")], b""), 400);
+    error(server.call("POST", "/api/search", &[("Content-Type", "application/json")], b"{\"query\": "), 400);
+    error(server.call("POST", "/api/search", &[("Content-Type", "text/plain")], b"{}"), 415);
+    error(server.post_json("/api/search", &json!({ "query": { "kind": "colour" } })), 422);
+    error(server.post_json("/api/search", &json!({ "query": { "kind": "id", "id": "nope" } })), 404);
+    error(server.post_json("/api/search", &json!({ "query": { "kind": "id", "id": id }, "k": 501 })), 400);
+    error(server.post_json("/api/search", &json!({ "query": { "kind": "id", "id": id }, "k": 0 })), 400);
+    error(server.post_json("/api/search", &json!({ "query": { "kind": "id", "id": id }, "weight": 2.0 })), 400);
+    error(server.post_json("/api/search", &json!({ "query": { "kind": "vector", "vector": [1.0, 2.0] } })), 400);
+    error(server.post_json("/api/search", &json!({ "query": { "kind": "text", "text": "  " } })), 400);
+    error(server.get("/api/images/nope/thumbnail"), 404);
+    error(server.get("/api/nothing/here"), 404);
+    error(server.call("DELETE", "/api/search", &[], b""), 405);
+    error(server.get("/api/library?limit=lots"), 400);
+    assert_eq!(server.get("/api/health").status, 200, "the server is still up");
+
+    // --- Captions: the bank grows, and "why" can cite the new caption.
+    let added = server.post_json("/api/captions", &json!({ "caption": "a {thing} seen twice, once mirrored" }));
+    assert_eq!(added.status, 201);
+    assert!(server.get("/api/captions").json()["user"].as_array().unwrap().iter().any(|c| c == "a {thing} seen twice, once mirrored"));
+    let hints = server.get("/api/captions/suggest?q=stands%20out").json();
+    assert!(hints.as_array().unwrap().iter().any(|c| c.as_str().unwrap().contains("stands out")), "{hints}");
+
+    // --- Progress events: a second index run streams as server-sent events.
+    let started = server.call("POST", "/api/library/index", &[], b"");
+    assert!(started.status == 202 || started.status == 409, "{}", started.head);
+    let (events, _open_stream) = sse_first_event(&server);
+    assert!(events.contains("event: progress") && events.contains("\"phase\""), "{events}");
+
+    // --- OpenAPI lists every endpoint, and each answers (not 404) on its documented method.
+    let spec = server.get("/api/openapi.json").json();
+    let paths = spec["paths"].as_object().unwrap();
+    for expected in ["/api/search", "/api/search/image", "/api/library", "/api/library/events", "/api/captions", "/api/images/{id}/thumbnail", "/api/openapi.json"] {
+        assert!(paths.contains_key(expected), "{expected} missing from OpenAPI");
+    }
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            if path.ends_with("/events") {
+                continue;
+            }
+            let concrete = path.replace("{id}", id);
+            let reply = server.call(&method.to_uppercase(), &concrete, &[("Content-Type", "application/json")], b"{}");
+            assert_ne!(reply.status, 404, "{method} {path}");
+            assert_ne!(reply.status, 405, "{method} {path}");
+        }
+    }
+
+    // --- Ctrl-C: a clean exit, soon, even with an event stream still open.
+    // SAFETY: sends a signal to our own child process.
+    unsafe { libc::kill(server.child.id() as i32, libc::SIGINT) };
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the server did not stop on Ctrl-C");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+/// The MiniLM embedding of `text`, from the CLI.
+fn embed_text(text: &str) -> Vec<f32> {
+    let out = Command::new(env!("CARGO_BIN_EXE_relsim")).args(["embed-text", text]).output().unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(String::from_utf8(out.stdout).unwrap().lines().next().unwrap().as_bytes()).unwrap()
+}
+
+/// A valid PNG header claiming 100000 x 100000 pixels with almost no data: a decompression bomb.
+fn bomb_png() -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32fast::hash(&ihdr).to_be_bytes());
+    png
+}
+
+/// Reads the event stream until its first event; the stream stays open.
+fn sse_first_event(server: &Server) -> (String, TcpStream) {
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(stream, "GET /api/library/events HTTP/1.1\r\nHost: {}\r\nX-Relsim-Token: {}\r\n\r\n", server.addr, server.token).unwrap();
+    let mut seen = String::new();
+    let mut buf = [0u8; 4096];
+    while !(seen.contains("event: progress") && seen.contains("}\n")) {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "{seen}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert!(seen.contains("text/event-stream"), "{seen}");
+    (seen, stream)
+}
