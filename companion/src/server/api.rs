@@ -48,7 +48,7 @@ type TextModel = MiniLm<burn::backend::NdArray<f32>>;
 pub struct ApiState {
     pub library: Arc<LibraryService>,
     pub encoder: SharedEncoder,
-    pub text: Arc<Mutex<TextModel>>,
+    pub text: Arc<TextEncoder>,
     pub captions: Arc<RwLock<CaptionBank>>,
     pub minilm: Arc<ModelManifest>,
 }
@@ -198,15 +198,46 @@ fn respond(state: &ApiState, catalog: &Catalog, relational: &[f32], attribute: O
     Ok(SearchResponse { total, offset: page.offset, k: page.k, weight: page.weight, results })
 }
 
-/// Embeds `texts` with the server's MiniLM.
-pub fn embed_texts(model: &Mutex<TextModel>, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
-    let model = model.lock().map_err(|_| anyhow::anyhow!("the text encoder failed earlier"))?;
-    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let mut out = Vec::with_capacity(texts.len());
-    for chunk in refs.chunks(32) {
-        out.extend(model.embed_vecs(chunk)?);
+/// The server's MiniLM, one sentence batch at a time, with the last few thousand texts
+/// remembered (people search the same ideas again; the model is the slowest part of a text search).
+pub struct TextEncoder {
+    model: Mutex<TextModel>,
+    cache: Mutex<std::collections::HashMap<String, Vec<f32>>>,
+}
+
+/// Texts the cache holds before it starts afresh.
+const TEXT_CACHE: usize = 4096;
+
+impl TextEncoder {
+    pub fn new(model: TextModel) -> Self {
+        TextEncoder { model: Mutex::new(model), cache: Mutex::new(Default::default()) }
     }
-    Ok(out)
+
+    /// Embeds `texts` (in batches of 32).
+    pub fn embed_many(&self, texts: &[String]) -> anyhow::Result<Vec<Vec<f32>>> {
+        let model = self.model.lock().map_err(|_| anyhow::anyhow!("the text encoder failed earlier"))?;
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let mut out = Vec::with_capacity(texts.len());
+        for chunk in refs.chunks(32) {
+            out.extend(model.embed_vecs(chunk)?);
+        }
+        Ok(out)
+    }
+
+    /// Embeds one text, from the cache when it was embedded before.
+    pub fn embed(&self, text: &str) -> anyhow::Result<Vec<f32>> {
+        if let Some(v) = self.cache.lock().ok().and_then(|c| c.get(text).cloned()) {
+            return Ok(v);
+        }
+        let v = self.embed_many(&[text.to_string()])?.remove(0);
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= TEXT_CACHE {
+                cache.clear();
+            }
+            cache.insert(text.to_string(), v.clone());
+        }
+        Ok(v)
+    }
 }
 
 /// Search by a library image, a caption (embedded here) or a caption vector (embedded in the browser).
@@ -226,7 +257,7 @@ pub async fn search(State(state): State<ApiState>, request: Result<Json<SearchRe
             if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
                 return Err(Failure::bad_request(format!("text must have 1 to {MAX_TEXT_CHARS} characters")));
             }
-            let vector = embed_texts(&state.text, &[text]).map_err(Failure::internal)?.remove(0);
+            let vector = state.text.embed(&text).map_err(Failure::internal)?;
             respond(&state, &catalog, &vector, None, None, &page)
         }
         SearchQuery::Vector { mut vector } => {
@@ -307,7 +338,7 @@ pub async fn add_caption(State(state): State<ApiState>, request: Result<Json<New
         if caption.is_empty() || caption.chars().count() > crate::explain::MAX_CAPTION_CHARS {
             return Err(Failure::bad_request(format!("a caption has 1 to {} characters", crate::explain::MAX_CAPTION_CHARS)));
         }
-        let vector = embed_texts(&state.text, std::slice::from_ref(&caption)).map_err(Failure::internal)?.remove(0);
+        let vector = state.text.embed(&caption).map_err(Failure::internal)?;
         let mut bank = state.captions.write().map_err(|_| Failure::internal(anyhow::anyhow!("the caption bank failed earlier")))?;
         let added = bank.add(&caption, vector).map_err(|e| Failure::bad_request(format!("{e:#}")))?;
         Ok((if added { StatusCode::CREATED } else { StatusCode::OK }, Json(bank_body(&bank))))

@@ -63,6 +63,8 @@ pub fn run(test: LoadTest) -> anyhow::Result<()> {
     let ids: Vec<String> = catalog.items.iter().map(|i| i.id.clone()).collect();
     let vectors: Vec<Vec<f32>> = (0..ids.len().min(50)).map(|row| catalog.relational(row).to_vec()).collect();
     let upload = std::fs::read(&catalog.items[0].paths[0]).context("reading an upload image")?;
+    // Text queries cycle through the ~100 scene captions (the server remembers texts it embedded).
+    let texts = crate::explain::scene_captions();
 
     let runtime = tokio::runtime::Runtime::new()?;
     let outcomes = runtime.block_on(async move {
@@ -76,7 +78,8 @@ pub fn run(test: LoadTest) -> anyhow::Result<()> {
         let schedule: Vec<usize> = MIX.iter().enumerate().flat_map(|(k, (_, n))| std::iter::repeat_n(k, *n)).collect();
         let mut tasks = Vec::new();
         for c in 0..test.clients {
-            let (client, token, ids, vectors, upload, schedule) = (client.clone(), token.clone(), ids.clone(), vectors.clone(), upload.clone(), schedule.clone());
+            let (client, token, ids, vectors, upload, schedule, texts) =
+                (client.clone(), token.clone(), ids.clone(), vectors.clone(), upload.clone(), schedule.clone(), texts.clone());
             tasks.push(tokio::spawn(async move {
                 let mut out = Vec::new();
                 let mut n = c * 7;
@@ -89,7 +92,7 @@ pub fn run(test: LoadTest) -> anyhow::Result<()> {
                         2 => ("GET", format!("/api/library?offset={}&limit=100", n % 100), "", Vec::new()),
                         3 => ("GET", format!("/api/images/{id}/thumbnail"), "", Vec::new()),
                         4 => ("POST", "/api/search/image?k=20".into(), "image/png", upload.clone()),
-                        _ => ("POST", "/api/search".into(), "application/json", json!({ "query": { "kind": "text", "text": "one {object} stands out among many" }, "k": 20 }).to_string().into_bytes()),
+                        _ => ("POST", "/api/search".into(), "application/json", json!({ "query": { "kind": "text", "text": texts[(n / 10) % texts.len()] }, "k": 20 }).to_string().into_bytes()),
                     };
                     let mut request = hyper::Request::builder().method(method).uri(format!("http://{addr}{path}")).header("x-relsim-token", &token);
                     if !content_type.is_empty() {

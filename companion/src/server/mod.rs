@@ -69,7 +69,7 @@ pub fn load(config: &ServerConfig) -> anyhow::Result<Loaded> {
     let manifest = minilm_manifest(&config.minilm_dir)?;
     let text = MiniLm::<burn::backend::NdArray<f32>>::from_dir(&config.minilm_dir, &Default::default())
         .with_context(|| format!("loading MiniLM from {}", config.minilm_dir.display()))?;
-    let text = Arc::new(Mutex::new(text));
+    let text = Arc::new(api::TextEncoder::new(text));
     let encoder = SharedEncoder(Arc::new(Mutex::new(crate::encoders::by_name(&config.model, &config.encoder)?)));
     let model_id = crate::encoders::model_id(&config.model, &config.encoder)?;
     let mut roots = Vec::new();
@@ -80,7 +80,7 @@ pub fn load(config: &ServerConfig) -> anyhow::Result<Loaded> {
     let library = LibraryService::new(roots, config.data_dir.join("thumbnails"), store, encoder.clone());
     let captions = {
         let text = text.clone();
-        CaptionBank::load(&config.data_dir.join("captions.json"), &move |texts| api::embed_texts(&text, texts))?
+        CaptionBank::load(&config.data_dir.join("captions.json"), &move |texts| text.embed_many(texts))?
     };
     Ok(Loaded { state: ApiState { library, encoder, text, captions: Arc::new(RwLock::new(captions)), minilm: Arc::new(manifest) } })
 }
