@@ -392,12 +392,8 @@ pub fn bench_search(count: usize, dim: usize, queries: usize, k: usize, dir: &Pa
         }
     }
     let peak_all = peak_rss_bytes()?;
-    let pct = |v: &mut Vec<f64>, p: f64| -> f64 {
-        v.sort_by(f64::total_cmp);
-        v[((v.len() - 1) as f64 * p).round() as usize]
-    };
-    let (o50, o99) = (pct(&mut ours, 0.5), pct(&mut ours, 0.99));
-    let (p50, p99) = (pct(&mut plain, 0.5), pct(&mut plain, 0.99));
+    let (o50, o99) = (percentile(&mut ours, 0.5), percentile(&mut ours, 0.99));
+    let (p50, p99) = (percentile(&mut plain, 0.5), percentile(&mut plain, 0.99));
     let mb = |b: u64| b as f64 / (1 << 20) as f64;
     println!("exact top-{k} over {count} x {dim} vectors, {queries} queries, {threads} threads");
     println!("{:<34} {:>9} {:>9} {:>14}", "", "p50 ms", "p99 ms", "peak RSS MiB");
@@ -406,7 +402,7 @@ pub fn bench_search(count: usize, dim: usize, queries: usize, k: usize, dir: &Pa
     println!(
         "ours / plain p50: {:.2}; rows re-scored exactly per query: median {:.0}; top-{k} lists differing from the f32 scan: {mismatches} of {queries}",
         o50 / p50,
-        pct(&mut rescored, 0.5)
+        percentile(&mut rescored, 0.5)
     );
     println!(
         "{}",
@@ -417,4 +413,13 @@ pub fn bench_search(count: usize, dim: usize, queries: usize, k: usize, dir: &Pa
     );
     let _ = std::fs::remove_file(&file);
     Ok(())
+}
+
+/// The `p` quantile (0 to 1, nearest rank) of `values`, sorting them; NaN when there are none.
+pub(crate) fn percentile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[((values.len() - 1) as f64 * p).round() as usize]
 }

@@ -213,13 +213,19 @@ pub fn open_store(data_dir: &Path, model_id: &str) -> anyhow::Result<Store> {
     Store::open(&data_dir.join("index").join(format!("{model_id}.log")), header)
 }
 
+/// The library folders (canonical), the relational encoder `model` and its index in `data_dir`:
+/// what both `relsim index` and `relsim serve` start from.
+pub fn open(libraries: &[PathBuf], data_dir: &Path, model: &str, options: &crate::encoders::EncoderOptions) -> anyhow::Result<(Vec<PathBuf>, Box<dyn ImageEncoder>, Store)> {
+    let roots = libraries.iter().map(|d| d.canonicalize().with_context(|| format!("library folder {}", d.display()))).collect::<anyhow::Result<Vec<_>>>()?;
+    let encoder = crate::encoders::by_name(model, options)?;
+    let store = open_store(data_dir, &crate::encoders::model_id(model, options)?)?;
+    Ok((roots, encoder, store))
+}
+
 /// `relsim index`: brings the index of `libraries` up to date, with a progress bar; Ctrl-C stops
 /// after the current batch and keeps everything finished.
 pub fn index_folders(libraries: &[PathBuf], data_dir: &Path, model: &str, options: &crate::encoders::EncoderOptions) -> anyhow::Result<()> {
-    let roots = libraries.iter().map(|d| d.canonicalize().with_context(|| format!("library folder {}", d.display()))).collect::<anyhow::Result<Vec<_>>>()?;
-    let encoder = crate::encoders::by_name(model, options)?;
-    let model_id = crate::encoders::model_id(model, options)?;
-    let mut store = open_store(data_dir, &model_id)?;
+    let (roots, encoder, mut store) = open(libraries, data_dir, model, options)?;
     let cancel = std::sync::Arc::new(AtomicBool::new(false));
     {
         let cancel = cancel.clone();

@@ -11,7 +11,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::appearance::{BackgroundStyle, Canvas, Framing, Shape, Style, PALETTES};
 use super::relations::{draw, Look, Relation};
@@ -170,7 +169,9 @@ pub fn encode_png(image: &RgbImage) -> anyhow::Result<Vec<u8>> {
 
 /// The content hash naming an image file: the first 16 bytes of SHA-256, in hex.
 pub fn image_hash(png: &[u8]) -> String {
-    Sha256::digest(png)[..16].iter().map(|b| format!("{b:02x}")).collect()
+    let mut hash = crate::library::content_hash(png);
+    hash.truncate(32);
+    hash
 }
 
 /// Renders, encodes and names scene `index`.

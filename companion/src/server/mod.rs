@@ -70,13 +70,8 @@ pub fn load(config: &ServerConfig) -> anyhow::Result<Loaded> {
     let text = MiniLm::<burn::backend::NdArray<f32>>::from_dir(&config.minilm_dir, &Default::default())
         .with_context(|| format!("loading MiniLM from {}", config.minilm_dir.display()))?;
     let text = Arc::new(api::TextEncoder::new(text));
-    let encoder = SharedEncoder(Arc::new(Mutex::new(crate::encoders::by_name(&config.model, &config.encoder)?)));
-    let model_id = crate::encoders::model_id(&config.model, &config.encoder)?;
-    let mut roots = Vec::new();
-    for dir in &config.libraries {
-        roots.push(dir.canonicalize().with_context(|| format!("library folder {}", dir.display()))?);
-    }
-    let store = crate::library::open_store(&config.data_dir, &model_id)?;
+    let (roots, encoder, store) = crate::library::open(&config.libraries, &config.data_dir, &config.model, &config.encoder)?;
+    let encoder = SharedEncoder(Arc::new(Mutex::new(encoder)));
     let library = LibraryService::new(roots, config.data_dir.join("thumbnails"), store, encoder.clone());
     let captions = {
         let text = text.clone();
