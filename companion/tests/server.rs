@@ -159,6 +159,10 @@ fn the_server_defends_localhost_searches_and_survives_bad_input() {
     assert_eq!(request(&server.addr, "GET", "/api/library", &[("Cookie", &cookie)], b"").status, 200);
     assert_eq!(request(&server.addr, "GET", "/", &[("Cookie", &cookie)], b"").status, 200);
     assert_eq!(request(&server.addr, "GET", "/", &[], b"").status, 401);
+    // A shared link (a lesson, a query) keeps everything but the token through the redirect.
+    let shared = request(&server.addr, "GET", &format!("/?view=classroom&token={}&lesson=a.b", server.token), &[], b"");
+    assert_eq!(shared.status, 303);
+    assert_eq!(shared.header("location").unwrap(), "/?view=classroom&lesson=a.b");
 
     // --- The library and its thumbnails.
     let images = page["images"].as_array().unwrap();
@@ -218,6 +222,42 @@ fn the_server_defends_localhost_searches_and_survives_bad_input() {
     let up = up.json();
     assert_eq!(up["results"][0]["image"]["id"], images[3]["id"]);
     assert!((up["results"][0]["relational"].as_f64().unwrap() - 1.0).abs() < 1e-4);
+    // The upload is remembered by its content hash: searching again needs no upload.
+    assert_eq!(up["upload"], images[3]["id"], "the upload id is the content's SHA-256");
+    let again = server.post_json("/api/search", &json!({ "query": { "kind": "upload", "id": up["upload"] }, "k": 3 })).json();
+    assert_eq!(ids(&again), ids(&up));
+    assert_eq!(server.post_json("/api/search", &json!({ "query": { "kind": "upload", "id": "feed" } })).status, 404);
+
+    // --- The similarity map: every image (but the query) with the same scores as the results.
+    let mapped = server.post_json("/api/search", &json!({ "query": { "kind": "id", "id": id }, "k": 10, "weight": 1.0, "map": true })).json();
+    let points = mapped["map"].as_array().unwrap();
+    assert_eq!(points.len(), 55);
+    assert!(points.iter().all(|p| p["id"] != id && p["attribute"].is_number()));
+    for hit in mapped["results"].as_array().unwrap() {
+        let point = points.iter().find(|p| p["id"] == hit["image"]["id"]).unwrap();
+        assert_eq!(point["relational"], hit["relational"]);
+        assert_eq!(point["attribute"], hit["attribute"]);
+    }
+    let best = points.iter().map(|p| p["relational"].as_f64().unwrap()).fold(f64::MIN, f64::max);
+    assert_eq!(mapped["results"][0]["relational"].as_f64().unwrap(), best, "weight 1 ranks by the relational score");
+    assert!(all.get("map").is_none(), "no map unless asked");
+    let text_map = server.post_json("/api/search", &json!({ "query": { "kind": "text", "text": caption }, "k": 1, "map": true })).json();
+    assert_eq!(text_map["map"].as_array().unwrap().len(), 56);
+    assert!(text_map["map"][0]["attribute"].is_null());
+    let up_map = server.call("POST", "/api/search/image?k=1&map=true", &[("Content-Type", "image/png")], &bytes).json();
+    assert_eq!(up_map["map"].as_array().unwrap().len(), 56, "an upload excludes nothing");
+
+    // --- What a pair shares (classroom mode): symmetric, 3 captions, the pair's cosine.
+    let (a, b) = (images[0]["id"].as_str().unwrap(), images[1]["id"].as_str().unwrap());
+    let ab = server.post_json("/api/explain", &json!({ "a": a, "b": b })).json();
+    let ba = server.post_json("/api/explain", &json!({ "a": b, "b": a })).json();
+    assert_eq!(ab["why"].as_array().unwrap().len(), 3);
+    assert_eq!(ab["why"][0]["caption"], ba["why"][0]["caption"]);
+    let pair = server.post_json("/api/search", &json!({ "query": { "kind": "id", "id": a }, "k": 55, "weight": 1.0 })).json();
+    let hit = pair["results"].as_array().unwrap().iter().find(|h| h["image"]["id"] == b).unwrap();
+    assert!((ab["relational"].as_f64().unwrap() - hit["relational"].as_f64().unwrap()).abs() < 1e-6);
+    assert_eq!(server.post_json("/api/explain", &json!({ "a": a, "b": up["upload"] })).status, 200, "uploads can be paired");
+    assert_eq!(server.post_json("/api/explain", &json!({ "a": a, "b": "nope" })).status, 404);
 
     // --- Bad input: a JSON error with the right status each time, and the server goes on.
     let error = |reply: Reply, status: u16| {
@@ -263,7 +303,7 @@ fn the_server_defends_localhost_searches_and_survives_bad_input() {
     // --- OpenAPI lists every endpoint, and each answers (not 404) on its documented method.
     let spec = server.get("/api/openapi.json").json();
     let paths = spec["paths"].as_object().unwrap();
-    for expected in ["/api/search", "/api/search/image", "/api/library", "/api/library/events", "/api/captions", "/api/images/{id}/thumbnail", "/api/openapi.json"] {
+    for expected in ["/api/search", "/api/search/image", "/api/library", "/api/library/events", "/api/captions", "/api/images/{id}/thumbnail", "/api/openapi.json", "/api/explain"] {
         assert!(paths.contains_key(expected), "{expected} missing from OpenAPI");
     }
     for (path, item) in paths {

@@ -2,6 +2,7 @@
 
 pub mod attention;
 pub mod error;
+pub mod explore;
 pub mod image;
 pub mod protocol;
 pub mod text;

@@ -97,6 +97,9 @@ pub enum SearchQuery {
     Text { text: String },
     /// A 384-d caption embedding computed elsewhere (the browser's MiniLM).
     Vector { vector: Vec<f32> },
+    /// An image uploaded earlier to `/api/search/image`, by the `upload` id it answered with
+    /// (the companion remembers the last few uploads, so a new weight or page needs no upload).
+    Upload { id: String },
 }
 
 /// A search by library image, text or vector (`POST /api/search`).
@@ -114,6 +117,20 @@ pub struct SearchRequest {
     /// goes to the attribute score.
     #[serde(default)]
     pub weight: Option<f32>,
+    /// Also return the similarity map: every library image's scores.
+    #[serde(default)]
+    pub map: bool,
+}
+
+/// One library image on the similarity map of a query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MapPoint {
+    pub id: String,
+    /// Cosine of the relational embeddings (the map's y).
+    pub relational: f32,
+    /// Cosine of the attribute embeddings (the map's x; none for text queries).
+    pub attribute: Option<f32>,
 }
 
 /// A caption that fits both the query and a result.
@@ -152,6 +169,29 @@ pub struct SearchResponse {
     pub k: usize,
     pub weight: f32,
     pub results: Vec<SearchHit>,
+    /// For an uploaded image: the id to search with again (`{"kind": "upload", "id": ...}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
+    /// Every library image's scores, when the request asked for the map.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map: Option<Vec<MapPoint>>,
+}
+
+/// Two images whose shared idea is asked for (`POST /api/explain`): library or upload ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExplainRequest {
+    pub a: String,
+    pub b: String,
+}
+
+/// The captions of the bank that fit both images of a pair, best first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ExplainResponse {
+    /// Cosine of the two images' relational embeddings.
+    pub relational: f32,
+    pub why: Vec<Why>,
 }
 
 /// The caption bank: the scene captions and the user's own.

@@ -51,6 +51,8 @@ async function openPage(webgpu) {
   page.on("console", (msg) => { if (msg.type() === "error") errors.push(msg.text()); });
   page.on("pageerror", (err) => errors.push(String(err)));
   await page.goto(url);
+  // The text encoder panel is the Models view.
+  await page.goto(`${new URL(url).origin}/?view=models`);
   await page.waitForSelector('#status[data-ready="true"]', { timeout: 120_000 });
   return { browser, page, errors };
 }

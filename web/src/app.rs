@@ -1,169 +1,144 @@
-//! The page: a sentence box whose MiniLM embedding is computed in the browser as you type.
+//! The page: the analogy explorer, classroom mode and the models panel, with the page state in
+//! the URL (reload or share the address and the same view comes back).
 
+use leptos::ev;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
+use relsim_shared::explore::{Query, UrlState, View};
+use relsim_shared::protocol::IndexProgress;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
 
-use crate::gpu::webgpu_adapter_available;
-use crate::models::{self, Engine, Source};
+use crate::classroom::Classroom;
+use crate::encoder_panel::EncoderPanel;
+use crate::explorer::Explorer;
+use crate::text_model::TextModel;
 
-/// How long typing must pause before the sentence is embedded.
-const DEBOUNCE_MS: u32 = 150;
-/// How many leading values of the embedding the page shows.
-const SHOWN_VALUES: usize = 8;
-
-/// One finished embedding.
-#[derive(Debug, Clone, PartialEq)]
-struct Embedded {
-    text: String,
-    engine: Engine,
-    millis: f64,
-    vector: Vec<f32>,
+/// What every view shares; provided as context.
+#[derive(Clone, Copy)]
+pub struct AppState {
+    /// Everything the URL holds.
+    pub url: RwSignal<UrlState>,
+    /// Library indexing, as the companion streams it.
+    pub progress: RwSignal<IndexProgress>,
+    /// Bumped when an indexing run ends: the library listing is read again.
+    pub library_version: RwSignal<u32>,
+    /// The image the user dropped, pasted or picked: its upload id and a local URL to show it.
+    pub upload_preview: RwSignal<Option<(String, String)>>,
 }
 
-fn now_ms() -> f64 {
-    web_sys::window().and_then(|w| w.performance()).map(|p| p.now()).unwrap_or(0.0)
+impl AppState {
+    /// Changes the URL state.
+    pub fn update(&self, f: impl FnOnce(&mut UrlState)) {
+        self.url.update(f);
+    }
+
+    /// Makes `query` the current query, on the explore view.
+    pub fn query(&self, query: Query) {
+        self.update(|s| {
+            s.query = Some(query);
+            s.view = View::Explore;
+        });
+    }
+}
+
+fn location_search() -> String {
+    web_sys::window().and_then(|w| w.location().search().ok()).unwrap_or_default()
+}
+
+/// Writes the state into the address bar: a new history entry when the view or the query
+/// changes (so Back returns to the previous search), in place otherwise (slider, slides).
+fn sync_url(state: &UrlState, previous: &UrlState) {
+    let Some(window) = web_sys::window() else { return };
+    let search = state.to_query_string();
+    if search == location_search() {
+        return;
+    }
+    let target = if search.is_empty() { window.location().pathname().unwrap_or_else(|_| "/".into()) } else { search };
+    let Ok(history) = window.history() else { return };
+    let new_entry = state.view != previous.view || state.query != previous.query;
+    let _ = if new_entry {
+        history.push_state_with_url(&JsValue::NULL, "", Some(&target))
+    } else {
+        history.replace_state_with_url(&JsValue::NULL, "", Some(&target))
+    };
+}
+
+/// Follows the companion's indexing progress (server-sent events) for the page's lifetime.
+fn follow_progress(progress: RwSignal<IndexProgress>, library_version: RwSignal<u32>) {
+    let Ok(source) = web_sys::EventSource::new("/api/library/events") else { return };
+    let on_progress = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |event: web_sys::MessageEvent| {
+        let Some(text) = event.data().as_string() else { return };
+        let Ok(next) = serde_json::from_str::<IndexProgress>(&text) else { return };
+        let was_running = matches!(progress.get_untracked().phase.as_str(), "scanning" | "embedding");
+        let ended = !matches!(next.phase.as_str(), "scanning" | "embedding");
+        progress.set(next);
+        if was_running && ended {
+            library_version.update(|v| *v += 1);
+        }
+    });
+    let _ = source.add_event_listener_with_callback("progress", on_progress.as_ref().unchecked_ref());
+    // Both live as long as the page: the stream reconnects by itself after a companion restart.
+    on_progress.forget();
+    std::mem::forget(source);
 }
 
 /// The whole app.
 #[component]
 pub fn App() -> impl IntoView {
-    let (webgpu, set_webgpu) = signal(None::<bool>);
-    let (engine, set_engine) = signal(Engine::Cpu);
-    let (status, set_status) = signal("Checking for WebGPU…".to_string());
-    let (ready, set_ready) = signal(false);
-    let (error, set_error) = signal(None::<String>);
-    let (text, set_text) = signal(String::new());
-    let (result, set_result) = signal(None::<Embedded>);
-    let (busy, set_busy) = signal(false);
-    // Bumped on every request so a slow older result never overwrites a newer one.
-    let generation = StoredValue::new(0u64);
+    let state = AppState {
+        url: RwSignal::new(UrlState::parse(&location_search())),
+        progress: RwSignal::new(IndexProgress::default()),
+        library_version: RwSignal::new(0),
+        upload_preview: RwSignal::new(None),
+    };
+    provide_context(state);
+    provide_context(TextModel::start());
+    follow_progress(state.progress, state.library_version);
 
-    spawn_local(async move {
-        let gpu = webgpu_adapter_available().await;
-        set_webgpu.set(Some(gpu));
-        set_engine.set(if gpu { Engine::WebGpu } else { Engine::Cpu });
-        let loaded = models::download_minilm(|i, n| set_status.set(format!("Loading the model: file {} of {n}…", i + 1))).await;
-        match loaded {
-            Ok(bytes) => {
-                let mb = bytes.total_bytes as f64 / 1e6;
-                let from = match bytes.source {
-                    Source::Cache => "from the browser cache",
-                    Source::Network => "downloaded",
-                };
-                set_status.set(format!("all-MiniLM-L6-v2 ready ({mb:.1} MB, {from})"));
-                models::set_model_bytes(bytes);
-                set_ready.set(true);
-            }
-            Err(e) => {
-                set_status.set("The model could not be loaded.".into());
-                set_error.set(Some(e));
-            }
-        }
-    });
-
-    // Re-embed whenever the sentence, the engine or readiness changes.
+    let previous = StoredValue::new(state.url.get_untracked());
     Effect::new(move |_| {
-        let (sentence, chosen) = (text.get(), engine.get());
-        if !ready.get() {
-            return;
-        }
-        let ticket = generation.get_value() + 1;
-        generation.set_value(ticket);
-        if sentence.trim().is_empty() {
-            set_result.set(None);
-            return;
-        }
-        spawn_local(async move {
-            gloo::timers::future::TimeoutFuture::new(DEBOUNCE_MS).await;
-            if generation.get_value() != ticket {
-                return;
-            }
-            set_busy.set(true);
-            // Build the encoder first so the time shown is the query's, not the model upload's.
-            let prepared = models::prepare(chosen).await;
-            let start = now_ms();
-            let outcome = match prepared {
-                Ok(()) => models::embed(chosen, &sentence).await,
-                Err(e) => Err(e),
-            };
-            let millis = now_ms() - start;
-            if generation.get_value() != ticket {
-                return;
-            }
-            set_busy.set(false);
-            match outcome {
-                Ok(vector) => {
-                    set_error.set(None);
-                    set_result.set(Some(Embedded { text: sentence, engine: chosen, millis, vector }));
-                }
-                Err(e) => set_error.set(Some(format!("{} failed: {e}", chosen.label()))),
-            }
-        });
+        let now = state.url.get();
+        sync_url(&now, &previous.get_value());
+        previous.set_value(now);
     });
+    // Back and Forward restore the state the address holds.
+    let popstate = window_event_listener(ev::popstate, move |_| state.url.set(UrlState::parse(&location_search())));
+    on_cleanup(move || popstate.remove());
 
-    let gpu_note = move || match webgpu.get() {
-        None => "checking…",
-        Some(true) => "adapter found",
-        Some(false) => "not available in this browser",
+    let view = Memo::new(move |_| state.url.with(|s| s.view));
+    let lesson_size = move || state.url.with(|s| s.lesson.len());
+    let tab = move |target: View, label: &'static str, id: &'static str| {
+        view! {
+            <a id=id href="#" aria-current=move || (view.get() == target).then_some("page")
+                on:click=move |e: ev::MouseEvent| {
+                    e.prevent_default();
+                    state.update(|s| s.view = target);
+                }>{label}</a>
+        }
     };
 
     view! {
         <header>
-            <h1>"relsim"</h1>
-            <p class="tagline">"Relational visual similarity: images that share an idea, not a look."</p>
+            <div class="brand">
+                <h1>"relsim"</h1>
+                <p class="tagline">"Find images that share an idea, not a look."</p>
+            </div>
+            <nav aria-label="Views">
+                {tab(View::Explore, "Explore", "nav-explore")}
+                <a id="nav-classroom" href="#" aria-current=move || (view.get() == View::Classroom).then_some("page")
+                    on:click=move |e: ev::MouseEvent| {
+                        e.prevent_default();
+                        state.update(|s| s.view = View::Classroom);
+                    }>"Classroom " <span class="count">{move || format!("({})", lesson_size())}</span></a>
+                {tab(View::Models, "Models", "nav-models")}
+            </nav>
         </header>
         <main>
-            <section class="panel" aria-labelledby="text-encoder-title">
-                <h2 id="text-encoder-title">"Text encoder (all-MiniLM-L6-v2, in your browser)"</h2>
-                <p id="status" class="status" data-ready=move || ready.get().to_string()>{move || status.get()}</p>
-                <fieldset class="engine">
-                    <legend>"Run on"</legend>
-                    <label>
-                        <input type="radio" name="engine" id="engine-webgpu"
-                            prop:checked=move || engine.get() == Engine::WebGpu
-                            disabled=move || webgpu.get() != Some(true)
-                            on:change=move |_| set_engine.set(Engine::WebGpu) />
-                        " WebGPU "<small>"(" {gpu_note} ")"</small>
-                    </label>
-                    <label>
-                        <input type="radio" name="engine" id="engine-cpu"
-                            prop:checked=move || engine.get() == Engine::Cpu
-                            on:change=move |_| set_engine.set(Engine::Cpu) />
-                        " CPU"
-                    </label>
-                </fieldset>
-                <label for="sentence">"Sentence"</label>
-                <input id="sentence" type="text" autocomplete="off" spellcheck="false"
-                    placeholder="growth stages of {subject} from left to right"
-                    prop:value=move || text.get()
-                    on:input=move |ev| set_text.set(event_target_value(&ev)) />
-                <p id="busy" class="busy" hidden=move || !busy.get()>"Embedding…"</p>
-                <Show when=move || error.get().is_some()>
-                    <p id="error" class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
-                </Show>
-                {move || result.get().map(|r| view! { <EmbeddingView embedded=r /> })}
-            </section>
+            {move || match view.get() {
+                View::Explore => view! { <Explorer /> }.into_any(),
+                View::Classroom => view! { <Classroom /> }.into_any(),
+                View::Models => view! { <EncoderPanel /> }.into_any(),
+            }}
         </main>
-    }
-}
-
-/// The result of one embedding: where it ran, how long it took, its values.
-#[component]
-fn EmbeddingView(embedded: Embedded) -> impl IntoView {
-    let shown = embedded.vector.iter().take(SHOWN_VALUES).map(|v| format!("{v:+.4}")).collect::<Vec<_>>().join("  ");
-    let json = serde_json::to_string(&embedded.vector).unwrap_or_default();
-    view! {
-        <div id="result" class="result" data-text=embedded.text.clone() data-engine=embedded.engine.label()>
-            <p>
-                "Ran on " <strong id="result-engine">{embedded.engine.label()}</strong>
-                " in " <strong id="result-ms">{format!("{:.1}", embedded.millis)}</strong> " ms; "
-                {embedded.vector.len()} " dimensions."
-            </p>
-            <p class="values">"First values: " <code id="result-values">{shown}</code></p>
-            <details>
-                <summary>"All values (JSON)"</summary>
-                <pre id="embedding-json">{json}</pre>
-            </details>
-        </div>
     }
 }

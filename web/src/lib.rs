@@ -1,9 +1,16 @@
-//! relsim-web: the browser app. MiniLM runs here, on WebGPU when the browser offers an adapter and
-//! on the CPU otherwise.
+//! relsim-web: the browser app. The analogy explorer over the companion's library, classroom
+//! mode, and MiniLM running here on WebGPU when the browser offers an adapter, on the CPU otherwise.
 
+mod api;
 mod app;
+mod classroom;
+mod encoder_panel;
+mod explorer;
 mod gpu;
+mod latest;
+mod map;
 mod models;
+mod text_model;
 
 use wasm_bindgen::prelude::wasm_bindgen;
 

@@ -23,11 +23,14 @@ struct Companion {
 }
 
 impl Companion {
-    fn start(binary: PathBuf) -> Result<Self> {
-        let mut child = Command::new(&binary)
-            .current_dir(root())
-            .args(["serve", "--port", "0", "--data-dir"])
-            .arg(crate::util::target_dir().join("browser-test-data"))
+    /// Serves `library` (none: no library) with its index in `data_dir`.
+    fn start(binary: PathBuf, library: Option<&std::path::Path>, data_dir: &std::path::Path) -> Result<Self> {
+        let mut command = Command::new(&binary);
+        command.current_dir(root()).args(["serve", "--port", "0", "--data-dir"]).arg(data_dir);
+        if let Some(library) = library {
+            command.arg("--library").arg(library);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -62,7 +65,7 @@ impl Drop for Companion {
 
 fn run_page_script(binary: PathBuf, extra: &[&str]) -> Result<()> {
     ensure_chromium()?;
-    let companion = Companion::start(binary)?;
+    let companion = Companion::start(binary, None, &target_dir().join("browser-test-data"))?;
     let artifacts = root().join("artifacts/browser");
     step(&format!("headless Chromium against {}", companion.url));
     run(command("node").arg("tests/browser/minilm.mjs").arg(&companion.url).arg(&artifacts).args(extra))?;
@@ -70,9 +73,48 @@ fn run_page_script(binary: PathBuf, extra: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The explorer against a companion serving the demo library from a fresh index (`bench`:
+/// the time-to-interactive runs instead, on an index made before).
+fn run_explorer(binary: PathBuf, bench: bool) -> Result<()> {
+    ensure_chromium()?;
+    let library = crate::demo_library(&binary)?;
+    let data = target_dir().join(if bench { "browser-bench-data" } else { "browser-explorer-data" });
+    if !bench {
+        let _ = std::fs::remove_dir_all(&data);
+    }
+    let companion = Companion::start(binary, Some(&library.join("images")), &data)?;
+    let artifacts = root().join("artifacts/browser");
+    step(&format!("headless Chromium: the explorer against {}", companion.url));
+    let mut script = command("node");
+    script.arg("tests/browser/explorer.mjs").arg(&companion.url).arg(&artifacts).arg(library.join("data.jsonl"));
+    if bench {
+        script.arg("--bench");
+    }
+    run(&mut script)?;
+    println!("screenshots in {}", artifacts.display());
+    Ok(())
+}
+
 /// The browser tests, against the debug companion built by the native test step.
 pub fn run_browser_tests() -> Result<()> {
-    run_page_script(target_dir().join("debug/relsim"), &[])
+    let relsim = target_dir().join("debug/relsim");
+    run_explorer(relsim.clone(), false)?;
+    run_page_script(relsim, &[])
+}
+
+/// Gzipped wasm size (after wasm-opt) and time to interactive of the release build.
+pub fn bench_web() -> Result<()> {
+    crate::setup::setup(None)?;
+    cargo(&["build", "--release", "-p", "relsim-companion"])?;
+    crate::setup::build_web()?;
+    let bundle = crate::setup::pkg_dir().join("relsim_web_bg.wasm");
+    let raw = std::fs::read(&bundle).with_context(|| format!("reading {}", bundle.display()))?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, &raw)?;
+    let gzipped = gz.finish()?.len();
+    let js = std::fs::read(crate::setup::pkg_dir().join("relsim_web.js"))?.len();
+    println!("bench: wasm after wasm-opt {:.2} MB, gzip -9 {:.2} MB (JS glue {:.0} kB)", raw.len() as f64 / 1e6, gzipped as f64 / 1e6, js as f64 / 1e3);
+    run_explorer(target_dir().join("release/relsim"), true)
 }
 
 /// Finds a Python with sentence-transformers: RELSIM_PYTHON, else python3 on PATH.

@@ -16,8 +16,11 @@ usage: cargo xtask <task>
   build-web              build the browser app into dist/pkg
   demo [--port P]        set up, build, and start the companion; prints the URL
   test                   set up and run every test, the headless-Chromium browser test included
+  test-browser           only the browser tests (after `build-web` and a debug companion build)
   fuzz [--seconds N]     the upload/decode path under libFuzzer for N seconds (default 600;
                          nightly toolchain, installs cargo-fuzz)
+  bench web              the browser app: gzipped wasm size after wasm-opt and time to
+                         interactive on the demo library (model weights excluded)
   bench text             sentences/s natively (and sentence-transformers when a Python
                          reference environment is found) and the browser's per-query latency
   bench scenes           scene generation images/s (all cores beside one core), then the
@@ -33,8 +36,10 @@ fn main() -> Result<()> {
         Some("build-web") => setup::build_web(),
         Some("demo") => demo(flag("--port")),
         Some("test") => test(),
+        Some("test-browser") => browser::run_browser_tests(),
         Some("fuzz") => fuzz(flag("--seconds").unwrap_or_else(|| "600".into())),
         Some("bench") if args.get(1).map(String::as_str) == Some("text") => browser::bench_text(),
+        Some("bench") if args.get(1).map(String::as_str) == Some("web") => browser::bench_web(),
         Some("bench") if args.get(1).map(String::as_str) == Some("scenes") => bench_scenes(),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");
@@ -49,12 +54,7 @@ fn demo(port: Option<String>) -> Result<()> {
     setup::build_web()?;
     util::cargo(&["build", "--release", "-p", "relsim-companion"])?;
     let relsim = util::target_dir().join("release/relsim");
-    // The demo library: relational scenes (every relation, many looks), made once.
-    let scenes = util::target_dir().join("demo-library");
-    if !scenes.join("data.jsonl").is_file() {
-        util::step(&format!("making the demo library in {}", scenes.display()));
-        util::run(util::command(&relsim).args(["scenes", "generate", "--count", "420", "--seed", "1", "--size", "192", "--out"]).arg(&scenes))?;
-    }
+    let scenes = demo_library(&relsim)?;
     let port = port.unwrap_or_else(|| "8737".into());
     println!("starting the companion; open the URL below (Ctrl-C stops it)");
     util::run(
@@ -64,6 +64,16 @@ fn demo(port: Option<String>) -> Result<()> {
             .arg("--data-dir")
             .arg(util::target_dir().join("demo-data")),
     )
+}
+
+/// The demo library: 420 relational scenes (every relation, many looks), made once by `relsim`.
+pub fn demo_library(relsim: &std::path::Path) -> Result<std::path::PathBuf> {
+    let scenes = util::target_dir().join("demo-library");
+    if !scenes.join("data.jsonl").is_file() {
+        util::step(&format!("making the demo library in {}", scenes.display()));
+        util::run(util::command(relsim).args(["scenes", "generate", "--count", "420", "--seed", "1", "--size", "192", "--out"]).arg(&scenes))?;
+    }
+    Ok(scenes)
 }
 
 /// Runs the fuzz target over the decode path, seeded with the photo fixtures and a few scenes.

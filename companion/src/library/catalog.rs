@@ -93,16 +93,14 @@ impl Catalog {
         &self.attribute[row * self.attribute_dim..(row + 1) * self.attribute_dim]
     }
 
-    /// Every image scored against `query` (relational weight `weight` in the combined score;
-    /// the rest goes to the attribute score when the query has one), best `offset..offset+limit`
-    /// by combined score, and the number of images scored.
-    pub fn search(&self, query: &Query, weight: f32, offset: usize, limit: usize) -> (Vec<Scored>, usize) {
-        let n = self.items.len();
-        if n == 0 || query.relational.len() != self.relational_dim {
-            return (Vec::new(), n);
+    /// Every image scored against `query`, in row order (relational weight `weight` in the
+    /// combined score; the rest goes to the attribute score when the query has one).
+    pub fn score_all(&self, query: &Query, weight: f32) -> Vec<Scored> {
+        if query.relational.len() != self.relational_dim {
+            return Vec::new();
         }
         let weight = weight.clamp(0.0, 1.0);
-        let scored: Vec<Scored> = (0..n)
+        (0..self.items.len())
             .map(|row| {
                 let relational = dot(query.relational, self.relational(row));
                 let attribute = query.attribute.filter(|a| a.len() == self.attribute_dim).map(|a| dot(a, self.attribute(row)));
@@ -112,10 +110,25 @@ impl Catalog {
                 };
                 Scored { row, relational, attribute, combined }
             })
-            .collect();
-        let total = n - usize::from(query.exclude.is_some_and(|r| r < n));
-        let keys: Vec<f32> = scored.iter().map(|s| if Some(s.row) == query.exclude { f32::NEG_INFINITY } else { s.combined }).collect();
+            .collect()
+    }
+
+    /// The best `offset..offset+limit` of `scored` (from [`Catalog::score_all`]) by combined
+    /// score, and the number of images scored.
+    pub fn rank(&self, scored: &[Scored], exclude: Option<usize>, offset: usize, limit: usize) -> (Vec<Scored>, usize) {
+        let n = scored.len();
+        if n == 0 {
+            return (Vec::new(), self.items.len());
+        }
+        let total = n - usize::from(exclude.is_some_and(|r| r < n));
+        let keys: Vec<f32> = scored.iter().map(|s| if Some(s.row) == exclude { f32::NEG_INFINITY } else { s.combined }).collect();
         let best = top_k(&keys, (offset + limit).min(total));
         (best.into_iter().skip(offset).map(|(row, _)| scored[row].clone()).collect(), total)
+    }
+
+    /// Every image scored against `query`, best `offset..offset+limit` by combined score, and
+    /// the number of images scored.
+    pub fn search(&self, query: &Query, weight: f32, offset: usize, limit: usize) -> (Vec<Scored>, usize) {
+        self.rank(&self.score_all(query, weight), query.exclude, offset, limit)
     }
 }

@@ -13,7 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use image::RgbImage;
 use relsim_shared::protocol::{
-    CaptionBank as CaptionBankBody, IndexProgress, ModelManifest, LibraryImage, LibraryPage, NewCaption, SearchHit, SearchQuery, SearchRequest, SearchResponse,
+    CaptionBank as CaptionBankBody, ExplainRequest, ExplainResponse, IndexProgress, LibraryImage, LibraryPage, MapPoint, ModelManifest, NewCaption, SearchHit,
+    SearchQuery, SearchRequest, SearchResponse,
 };
 use relsim_shared::text::minilm::MiniLm;
 use serde::Deserialize;
@@ -40,6 +41,8 @@ pub const DEFAULT_WEIGHT: f32 = 0.7;
 const WHY: usize = 3;
 /// Longest text query, in characters.
 const MAX_TEXT_CHARS: usize = 1000;
+/// Uploaded query images remembered for searching again.
+const REMEMBERED_UPLOADS: usize = 32;
 
 type TextModel = MiniLm<burn::backend::NdArray<f32>>;
 
@@ -51,6 +54,38 @@ pub struct ApiState {
     pub text: Arc<TextEncoder>,
     pub captions: Arc<RwLock<CaptionBank>>,
     pub minilm: Arc<ModelManifest>,
+    pub uploads: Arc<Uploads>,
+}
+
+/// The embeddings of the last few uploaded query images, by content hash: changing the weight,
+/// the page or asking for the map then costs no upload and no encoder run.
+#[derive(Default)]
+pub struct Uploads(Mutex<std::collections::VecDeque<(String, Vectors)>>);
+
+/// An image's relational and attribute embeddings.
+#[derive(Clone)]
+pub struct Vectors {
+    pub relational: Vec<f32>,
+    pub attribute: Vec<f32>,
+}
+
+impl Uploads {
+    /// The vectors of upload `id`, when still remembered.
+    pub fn get(&self, id: &str) -> Option<Vectors> {
+        let uploads = self.0.lock().ok()?;
+        uploads.iter().find(|(k, _)| k == id).map(|(_, v)| v.clone())
+    }
+
+    /// Remembers an upload, forgetting the oldest past [`REMEMBERED_UPLOADS`].
+    pub fn put(&self, id: String, vectors: Vectors) {
+        if let Ok(mut uploads) = self.0.lock() {
+            uploads.retain(|(k, _)| *k != id);
+            uploads.push_back((id, vectors));
+            while uploads.len() > REMEMBERED_UPLOADS {
+                uploads.pop_front();
+            }
+        }
+    }
 }
 
 type ApiResult<T> = Result<Json<T>, Failure>;
@@ -164,9 +199,10 @@ struct Page {
     k: usize,
     offset: usize,
     weight: f32,
+    map: bool,
 }
 
-fn page(k: Option<usize>, offset: Option<usize>, weight: Option<f32>) -> Result<Page, Failure> {
+fn page(k: Option<usize>, offset: Option<usize>, weight: Option<f32>, map: bool) -> Result<Page, Failure> {
     let k = k.unwrap_or(DEFAULT_K);
     if k == 0 || k > MAX_K {
         return Err(Failure::bad_request(format!("k must be between 1 and {MAX_K}")));
@@ -175,7 +211,7 @@ fn page(k: Option<usize>, offset: Option<usize>, weight: Option<f32>) -> Result<
     if !(0.0..=1.0).contains(&weight) {
         return Err(Failure::bad_request("weight must be between 0 and 1"));
     }
-    Ok(Page { k, offset: offset.unwrap_or(0), weight })
+    Ok(Page { k, offset: offset.unwrap_or(0), weight, map })
 }
 
 /// Scores the library against a query vector and explains each hit.
@@ -183,7 +219,15 @@ fn respond(state: &ApiState, catalog: &Catalog, relational: &[f32], attribute: O
     if !catalog.items.is_empty() && relational.len() != catalog.relational_dim {
         return Err(Failure::bad_request(format!("the query vector has {} values, the library's have {}", relational.len(), catalog.relational_dim)));
     }
-    let (hits, total) = catalog.search(&CatalogQuery { relational, attribute, exclude }, page.weight, page.offset, page.k);
+    let scored = catalog.score_all(&CatalogQuery { relational, attribute, exclude }, page.weight);
+    let (hits, total) = catalog.rank(&scored, exclude, page.offset, page.k);
+    let map = page.map.then(|| {
+        scored
+            .iter()
+            .filter(|s| Some(s.row) != exclude)
+            .map(|s| MapPoint { id: catalog.items[s.row].id.clone(), relational: s.relational, attribute: s.attribute })
+            .collect()
+    });
     let captions = state.captions.read().map_err(|_| Failure::internal(anyhow::anyhow!("the caption bank failed earlier")))?;
     let results = hits
         .into_iter()
@@ -195,7 +239,7 @@ fn respond(state: &ApiState, catalog: &Catalog, relational: &[f32], attribute: O
             why: captions.why(relational, catalog.relational(h.row), WHY),
         })
         .collect();
-    Ok(SearchResponse { total, offset: page.offset, k: page.k, weight: page.weight, results })
+    Ok(SearchResponse { total, offset: page.offset, k: page.k, weight: page.weight, results, upload: None, map })
 }
 
 /// The server's MiniLM, one sentence batch at a time, with the last few thousand texts
@@ -244,7 +288,7 @@ impl TextEncoder {
 #[utoipa::path(post, path = "/api/search", request_body = SearchRequest, responses((status = 200, body = SearchResponse), (status = 400, body = relsim_shared::protocol::ApiError), (status = 404, body = relsim_shared::protocol::ApiError), (status = 415, body = relsim_shared::protocol::ApiError), (status = 422, body = relsim_shared::protocol::ApiError)))]
 pub async fn search(State(state): State<ApiState>, request: Result<Json<SearchRequest>, JsonRejection>) -> ApiResult<SearchResponse> {
     let Json(request) = request?;
-    let page = page(request.k, request.offset, request.weight)?;
+    let page = page(request.k, request.offset, request.weight, request.map)?;
     let catalog = state.library.catalog();
     let response = blocking(move || match request.query {
         SearchQuery::Id { id } => {
@@ -267,6 +311,12 @@ pub async fn search(State(state): State<ApiState>, request: Result<Json<SearchRe
             relsim_shared::vectors::l2_normalize(&mut vector);
             respond(&state, &catalog, &vector, None, None, &page)
         }
+        SearchQuery::Upload { id } => {
+            let vectors = state.uploads.get(&id).ok_or_else(|| Failure::not_found(format!("upload `{id}` is no longer remembered: send the image again")))?;
+            let mut response = respond(&state, &catalog, &vectors.relational, Some(&vectors.attribute), None, &page)?;
+            response.upload = Some(id);
+            Ok(response)
+        }
     })
     .await?;
     Ok(Json(response))
@@ -281,6 +331,9 @@ pub struct ImageSearchParams {
     pub offset: Option<usize>,
     /// Relational share of the combined score, 0 to 1 (default 0.7).
     pub weight: Option<f32>,
+    /// Also return the similarity map (every library image's scores).
+    #[serde(default)]
+    pub map: bool,
 }
 
 /// Decodes an upload within the pixel limit.
@@ -306,16 +359,45 @@ pub async fn search_image(
     if body.is_empty() {
         return Err(Failure::bad_request("the body is empty: send the image file"));
     }
-    let page = page(params.k, params.offset, params.weight)?;
+    let page = page(params.k, params.offset, params.weight, params.map)?;
     let catalog = state.library.catalog();
     let response = blocking(move || {
-        let image = decode_upload(&body)?;
-        let attribute = crate::library::attribute_vector(&image);
-        let relational = state.encoder.embed_batch(std::slice::from_ref(&image)).map_err(Failure::internal)?.remove(0);
-        respond(&state, &catalog, &relational, Some(&attribute), None, &page)
+        let id = crate::library::content_hash(&body);
+        let vectors = match state.uploads.get(&id) {
+            Some(v) => v,
+            None => {
+                let image = decode_upload(&body)?;
+                let attribute = crate::library::attribute_vector(&image);
+                let relational = state.encoder.embed_batch(std::slice::from_ref(&image)).map_err(Failure::internal)?.remove(0);
+                let vectors = Vectors { relational, attribute };
+                state.uploads.put(id.clone(), vectors.clone());
+                vectors
+            }
+        };
+        let mut response = respond(&state, &catalog, &vectors.relational, Some(&vectors.attribute), None, &page)?;
+        response.upload = Some(id);
+        Ok(response)
     })
     .await?;
     Ok(Json(response))
+}
+
+/// The relational vector of a library image or a remembered upload.
+fn relational_of(state: &ApiState, catalog: &Catalog, id: &str) -> Result<Vec<f32>, Failure> {
+    if let Some(row) = catalog.row(id) {
+        return Ok(catalog.relational(row).to_vec());
+    }
+    state.uploads.get(id).map(|v| v.relational).ok_or_else(|| Failure::not_found(format!("no library image or remembered upload has id `{id}`")))
+}
+
+/// What two images have in common: the captions of the bank that fit both (classroom pairs).
+#[utoipa::path(post, path = "/api/explain", request_body = ExplainRequest, responses((status = 200, body = ExplainResponse), (status = 400, body = relsim_shared::protocol::ApiError), (status = 404, body = relsim_shared::protocol::ApiError)))]
+pub async fn explain(State(state): State<ApiState>, request: Result<Json<ExplainRequest>, JsonRejection>) -> ApiResult<ExplainResponse> {
+    let Json(request) = request?;
+    let catalog = state.library.catalog();
+    let (a, b) = (relational_of(&state, &catalog, &request.a)?, relational_of(&state, &catalog, &request.b)?);
+    let captions = state.captions.read().map_err(|_| Failure::internal(anyhow::anyhow!("the caption bank failed earlier")))?;
+    Ok(Json(ExplainResponse { relational: relsim_shared::vectors::dot(&a, &b), why: captions.why(&a, &b, WHY) }))
 }
 
 fn bank_body(bank: &CaptionBank) -> CaptionBankBody {
@@ -377,7 +459,7 @@ pub async fn health() -> Json<serde_json::Value> {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "relsim companion", description = "Relational image search over a local library. Every call but /api/health needs the session token (cookie `relsim_token`, header `X-Relsim-Token` or `Authorization: Bearer`)."),
-    paths(health, library, start_index, cancel_index, index_events, thumbnail, original, search, search_image, captions, add_caption, suggest, minilm_manifest, openapi_json)
+    paths(health, library, start_index, cancel_index, index_events, thumbnail, original, search, search_image, explain, captions, add_caption, suggest, minilm_manifest, openapi_json)
 )]
 pub struct ApiDoc;
 

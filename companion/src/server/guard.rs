@@ -114,7 +114,10 @@ pub async fn guard(State(guard): State<std::sync::Arc<Guard>>, request: Request,
     // The printed URL carries the token once: store it in a cookie and drop it from the address bar.
     if let Some(token) = Guard::token_in_query(request.uri()) {
         if same(token, &guard.token) && request.method() == axum::http::Method::GET {
-            let mut response = Redirect::to(&path).into_response();
+            // Everything else in the query (a shared view, a classroom lesson) survives.
+            let rest: Vec<&str> = request.uri().query().unwrap_or("").split('&').filter(|kv| !kv.is_empty() && !kv.starts_with("token=")).collect();
+            let target = if rest.is_empty() { path.clone() } else { format!("{path}?{}", rest.join("&")) };
+            let mut response = Redirect::to(&target).into_response();
             let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict", guard.token);
             response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).expect("hex token"));
             return response;

@@ -77,7 +77,7 @@ pub fn load(config: &ServerConfig) -> anyhow::Result<Loaded> {
         let text = text.clone();
         CaptionBank::load(&config.data_dir.join("captions.json"), &move |texts| text.embed_many(texts))?
     };
-    Ok(Loaded { state: ApiState { library, encoder, text, captions: Arc::new(RwLock::new(captions)), minilm: Arc::new(manifest) } })
+    Ok(Loaded { state: ApiState { library, encoder, text, captions: Arc::new(RwLock::new(captions)), minilm: Arc::new(manifest), uploads: Default::default() } })
 }
 
 /// Builds the router: the API, the static files, and the guard in front of everything.
@@ -98,6 +98,7 @@ pub fn app(config: &ServerConfig, state: ApiState, guard: guard::Guard) -> Route
         .route("/api/images/{id}/file", get(api::original))
         .route("/api/search", post(api::search))
         .route("/api/search/image", post(api::search_image))
+        .route("/api/explain", post(api::explain))
         .route("/api/captions", get(api::captions).post(api::add_caption))
         .route("/api/captions/suggest", get(api::suggest))
         .route("/api/{*rest}", any(|| async { api_error(StatusCode::NOT_FOUND, "no such API endpoint (see /api/openapi.json)") }))

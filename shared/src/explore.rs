@@ -1,0 +1,353 @@
+//! The analogy explorer's state and geometry, kept apart from the UI so it is tested natively:
+//! what the page's URL holds, where each image lies on the similarity map, which point the
+//! pointer is over, and which images make good analogy pairs.
+
+use crate::protocol::MapPoint;
+
+/// The page's views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum View {
+    /// Library, search, results and the map.
+    #[default]
+    Explore,
+    /// Full-screen analogy pairs.
+    Classroom,
+    /// The text encoder, run in the browser.
+    Models,
+}
+
+impl View {
+    fn key(self) -> &'static str {
+        match self {
+            View::Explore => "explore",
+            View::Classroom => "classroom",
+            View::Models => "models",
+        }
+    }
+}
+
+/// What the explorer searches with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// A library image.
+    Image(String),
+    /// An image uploaded earlier (remembered by the companion under its content hash).
+    Upload(String),
+    /// An idea: an anonymous caption.
+    Idea(String),
+}
+
+/// Relational weight when the URL does not say.
+pub const DEFAULT_WEIGHT: f32 = 0.7;
+
+/// Everything the URL holds: reloading or sharing the address restores the page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UrlState {
+    pub view: View,
+    pub query: Option<Query>,
+    /// Relational share of the blended score, 0 to 1.
+    pub weight: f32,
+    /// Classroom pairs (image ids).
+    pub lesson: Vec<(String, String)>,
+    /// The classroom pair shown.
+    pub slide: usize,
+}
+
+impl Default for UrlState {
+    fn default() -> Self {
+        UrlState { view: View::Explore, query: None, weight: DEFAULT_WEIGHT, lesson: Vec::new(), slide: 0 }
+    }
+}
+
+/// Image ids in URLs are hex (SHA-256); anything else is dropped rather than sent to the API.
+fn is_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+impl UrlState {
+    /// Reads a query string (with or without the leading `?`); unknown or malformed parts fall
+    /// back to their defaults, so a hand-edited or truncated link still opens.
+    pub fn parse(query_string: &str) -> Self {
+        let mut state = UrlState::default();
+        let query_string = query_string.strip_prefix('?').unwrap_or(query_string);
+        for (key, value) in form_urlencoded::parse(query_string.as_bytes()) {
+            match key.as_ref() {
+                "view" => {
+                    state.view = match value.as_ref() {
+                        "classroom" => View::Classroom,
+                        "models" => View::Models,
+                        _ => View::Explore,
+                    }
+                }
+                "image" if is_id(&value) => state.query = Some(Query::Image(value.to_lowercase())),
+                "upload" if is_id(&value) => state.query = Some(Query::Upload(value.to_lowercase())),
+                "idea" if !value.trim().is_empty() => state.query = Some(Query::Idea(value.into_owned())),
+                "w" => {
+                    if let Ok(w) = value.parse::<f32>() {
+                        if w.is_finite() {
+                            state.weight = w.clamp(0.0, 1.0);
+                        }
+                    }
+                }
+                "lesson" => {
+                    state.lesson = value
+                        .split(',')
+                        .filter_map(|pair| pair.split_once('.'))
+                        .filter(|(a, b)| is_id(a) && is_id(b))
+                        .map(|(a, b)| (a.to_lowercase(), b.to_lowercase()))
+                        .collect()
+                }
+                "slide" => state.slide = value.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+        state.slide = state.slide.min(state.lesson.len().saturating_sub(1));
+        state
+    }
+
+    /// The query string for this state (leading `?` included; empty for the default state).
+    pub fn to_query_string(&self) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        if self.view != View::Explore {
+            out.append_pair("view", self.view.key());
+        }
+        match &self.query {
+            Some(Query::Image(id)) => {
+                out.append_pair("image", id);
+            }
+            Some(Query::Upload(id)) => {
+                out.append_pair("upload", id);
+            }
+            Some(Query::Idea(text)) => {
+                out.append_pair("idea", text);
+            }
+            None => {}
+        }
+        if (self.weight - DEFAULT_WEIGHT).abs() > 1e-6 {
+            out.append_pair("w", &format!("{:.2}", self.weight));
+        }
+        if !self.lesson.is_empty() {
+            let pairs: Vec<String> = self.lesson.iter().map(|(a, b)| format!("{a}.{b}")).collect();
+            out.append_pair("lesson", &pairs.join(","));
+            if self.slide > 0 {
+                out.append_pair("slide", &self.slide.to_string());
+            }
+        }
+        let s = out.finish();
+        if s.is_empty() {
+            s
+        } else {
+            format!("?{s}")
+        }
+    }
+}
+
+/// Where a point lies relative to the middle of the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quadrant {
+    /// Same idea, different look: the analogies.
+    Analogy,
+    /// Same idea and same look.
+    Twin,
+    /// Same look only.
+    LookAlike,
+    /// Neither.
+    Unrelated,
+}
+
+/// The map's axes: attribute similarity on x, relational on y, each spanning the scores' range
+/// (so the middle lines split the library into the four quadrants).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MapLayout {
+    pub x: (f32, f32),
+    pub y: (f32, f32),
+}
+
+fn span(values: impl Iterator<Item = f32>) -> (f32, f32) {
+    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if lo > hi {
+        (0.0, 1.0)
+    } else if hi - lo < 1e-6 {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    }
+}
+
+impl MapLayout {
+    /// Axes spanning `points` (text queries have no attribute score: x is then 0.5 for all).
+    pub fn fit(points: &[MapPoint]) -> Self {
+        MapLayout { x: span(points.iter().filter_map(|p| p.attribute)), y: span(points.iter().map(|p| p.relational)) }
+    }
+
+    /// The point's position in the unit square, y up (0 = least related, 1 = most).
+    pub fn unit(&self, p: &MapPoint) -> (f32, f32) {
+        let x = p.attribute.map_or(0.5, |a| (a - self.x.0) / (self.x.1 - self.x.0));
+        let y = (p.relational - self.y.0) / (self.y.1 - self.y.0);
+        (x.clamp(0.0, 1.0), y.clamp(0.0, 1.0))
+    }
+
+    /// Which quadrant a point is in.
+    pub fn quadrant(&self, p: &MapPoint) -> Quadrant {
+        let (x, y) = self.unit(p);
+        match (x >= 0.5, y >= 0.5) {
+            (false, true) => Quadrant::Analogy,
+            (true, true) => Quadrant::Twin,
+            (true, false) => Quadrant::LookAlike,
+            (false, false) => Quadrant::Unrelated,
+        }
+    }
+}
+
+/// Points bucketed by pixel cell, so the point under the pointer is found without scanning all
+/// of them (10,000 points, a lookup per mouse move).
+pub struct HitGrid {
+    cell: f32,
+    columns: usize,
+    rows: usize,
+    cells: Vec<Vec<u32>>,
+    positions: Vec<(f32, f32)>,
+}
+
+impl HitGrid {
+    /// Buckets `positions` (pixels inside a `width` × `height` plot) into cells of `cell` pixels.
+    pub fn new(positions: Vec<(f32, f32)>, width: f32, height: f32, cell: f32) -> Self {
+        let columns = (width / cell).ceil().max(1.0) as usize;
+        let rows = (height / cell).ceil().max(1.0) as usize;
+        let mut cells = vec![Vec::new(); columns * rows];
+        for (i, &(x, y)) in positions.iter().enumerate() {
+            let c = ((x / cell).floor().max(0.0) as usize).min(columns - 1);
+            let r = ((y / cell).floor().max(0.0) as usize).min(rows - 1);
+            cells[r * columns + c].push(i as u32);
+        }
+        HitGrid { cell, columns, rows, cells, positions }
+    }
+
+    /// The index of the point nearest `(x, y)` within `radius` pixels (at most one cell size).
+    pub fn nearest(&self, x: f32, y: f32, radius: f32) -> Option<usize> {
+        let c = (x / self.cell).floor() as i64;
+        let r = (y / self.cell).floor() as i64;
+        let mut best: Option<(usize, f32)> = None;
+        for dr in -1..=1 {
+            for dc in -1..=1 {
+                let (rr, cc) = (r + dr, c + dc);
+                if rr < 0 || cc < 0 || rr >= self.rows as i64 || cc >= self.columns as i64 {
+                    continue;
+                }
+                for &i in &self.cells[rr as usize * self.columns + cc as usize] {
+                    let (px, py) = self.positions[i as usize];
+                    let d = (px - x).powi(2) + (py - y).powi(2);
+                    if d <= radius * radius && best.is_none_or(|(_, bd)| d < bd) {
+                        best = Some((i as usize, d));
+                    }
+                }
+            }
+        }
+        best.map(|(i, _)| i)
+    }
+}
+
+/// The best analogies for a lesson: points in the analogy quadrant, those whose idea is most
+/// alike and look least alike first (by relational minus attribute, both on the map's scale).
+pub fn analogies(points: &[MapPoint], n: usize) -> Vec<usize> {
+    let layout = MapLayout::fit(points);
+    let mut picks: Vec<(usize, f32)> = points
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.attribute.is_some() && layout.quadrant(p) == Quadrant::Analogy)
+        .map(|(i, p)| {
+            let (x, y) = layout.unit(p);
+            (i, y - x)
+        })
+        .collect();
+    picks.sort_by(|a, b| b.1.total_cmp(&a.1));
+    picks.into_iter().take(n).map(|(i, _)| i).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(id: &str, relational: f32, attribute: Option<f32>) -> MapPoint {
+        MapPoint { id: id.into(), relational, attribute }
+    }
+
+    #[test]
+    fn url_state_round_trips_and_survives_bad_links() {
+        let hex = |c: char| c.to_string().repeat(64);
+        let state = UrlState {
+            view: View::Classroom,
+            query: Some(Query::Idea("growth stages of {subject} & more, 100%".into())),
+            weight: 0.35,
+            lesson: vec![(hex('a'), hex('b')), (hex('c'), hex('d'))],
+            slide: 1,
+        };
+        let url = state.to_query_string();
+        assert!(url.starts_with("?view=classroom&idea=growth+stages+of+%7Bsubject%7D+%26+more%2C+100%25"), "{url}");
+        assert_eq!(UrlState::parse(&url), state);
+        for q in [Query::Image(hex('e')), Query::Upload(hex('f'))] {
+            let s = UrlState { query: Some(q), ..Default::default() };
+            assert_eq!(UrlState::parse(&s.to_query_string()), s);
+        }
+        assert_eq!(UrlState::default().to_query_string(), "", "the default state keeps the address clean");
+        // Malformed parts fall back to defaults; a slide past the end shows the last pair.
+        let bad = UrlState::parse("view=nope&image=not-hex&w=7&lesson=zz.yy,aa.bb,cc&slide=9&token=x");
+        assert_eq!(bad.view, View::Explore);
+        assert_eq!(bad.query, None);
+        assert_eq!(bad.weight, 1.0);
+        assert_eq!(bad.lesson, vec![("aa".to_string(), "bb".to_string())]);
+        assert_eq!(bad.slide, 0);
+        assert_eq!(UrlState::parse("w=NaN").weight, DEFAULT_WEIGHT);
+    }
+
+    #[test]
+    fn the_map_puts_analogies_top_left() {
+        let points = vec![
+            point("analogy", 0.9, Some(0.1)),
+            point("twin", 0.95, Some(0.9)),
+            point("look", 0.1, Some(0.95)),
+            point("none", 0.05, Some(0.05)),
+            point("weak-analogy", 0.6, Some(0.4)),
+        ];
+        let layout = MapLayout::fit(&points);
+        assert_eq!(layout.x, (0.05, 0.95));
+        assert_eq!(layout.y, (0.05, 0.95));
+        let quadrants: Vec<Quadrant> = points.iter().map(|p| layout.quadrant(p)).collect();
+        assert_eq!(quadrants, [Quadrant::Analogy, Quadrant::Twin, Quadrant::LookAlike, Quadrant::Unrelated, Quadrant::Analogy]);
+        assert_eq!(layout.unit(&points[3]), (0.0, 0.0));
+        assert_eq!(layout.unit(&points[1]).1, 1.0);
+        assert_eq!(analogies(&points, 5), vec![0, 4], "strongest analogy first, nothing from other quadrants");
+        assert_eq!(analogies(&points, 1), vec![0]);
+        // Text queries have no look: x is the middle, and there are no analogy picks.
+        let text = vec![point("a", 0.2, None), point("b", 0.8, None)];
+        assert_eq!(MapLayout::fit(&text).unit(&text[1]), (0.5, 1.0));
+        assert!(analogies(&text, 3).is_empty());
+        // One point or equal scores still give a usable layout.
+        let one = MapLayout::fit(&points[..1]);
+        assert_eq!(one.unit(&points[0]), (0.5, 0.5));
+    }
+
+    #[test]
+    fn the_hit_grid_finds_the_nearest_point_like_a_full_scan() {
+        // 10,000 points scattered over a 600 × 400 plot by a fixed linear congruential sequence.
+        let mut seed = 12345u64;
+        let mut next = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) as f32 / (1u64 << 31) as f32
+        };
+        let positions: Vec<(f32, f32)> = (0..10_000).map(|_| (next() * 600.0, next() * 400.0)).collect();
+        let grid = HitGrid::new(positions.clone(), 600.0, 400.0, 8.0);
+        for _ in 0..500 {
+            let (x, y) = (next() * 620.0 - 10.0, next() * 420.0 - 10.0);
+            let scan = positions
+                .iter()
+                .enumerate()
+                .map(|(i, &(px, py))| (i, (px - x).powi(2) + (py - y).powi(2)))
+                .filter(|(_, d)| *d <= 64.0)
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(i, _)| i);
+            assert_eq!(grid.nearest(x, y, 8.0), scan, "at ({x}, {y})");
+        }
+        assert_eq!(HitGrid::new(Vec::new(), 10.0, 10.0, 8.0).nearest(1.0, 1.0, 8.0), None);
+    }
+}

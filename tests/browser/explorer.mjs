@@ -1,0 +1,315 @@
+// The analogy explorer in Debian's headless Chromium against the real companion serving the demo
+// library from a fresh index: indexing progress, search by image (click, file picker, drop,
+// paste), search by idea (MiniLM in the browser, WebGPU and CPU), the similarity map (hover,
+// click, keyboard, 10,000 points), the blend slider, classroom mode, URL state, phone width, no
+// console errors. Screenshots go to ARTIFACT_DIR.
+//
+// usage: node explorer.mjs URL ARTIFACT_DIR DEMO_DATA_JSONL [--bench]
+import fs from "node:fs";
+import path from "node:path";
+import { chromium } from "playwright-core";
+
+const [url, artifacts, dataFile, mode] = process.argv.slice(2);
+if (!url || !artifacts || !dataFile) {
+  console.error("usage: node explorer.mjs URL ARTIFACT_DIR DEMO_DATA_JSONL [--bench]");
+  process.exit(2);
+}
+const bench = mode === "--bench";
+const origin = new URL(url).origin;
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const baseFlags = [
+  "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--disable-quic",
+];
+fs.mkdirSync(artifacts, { recursive: true });
+// The demo scenes: file name = first 32 hex of the image id; each has a relation and a caption.
+const scenes = fs.readFileSync(dataFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+const relationOf = new Map(scenes.map((s) => [s.image_hash, s.relation]));
+const relation = (id) => relationOf.get(id.slice(0, 32));
+const imagesDir = path.join(path.dirname(dataFile), "images");
+
+let failures = 0;
+function check(ok, message) {
+  console.log(`${ok ? "ok  " : "FAIL"} ${message}`);
+  if (!ok) failures += 1;
+}
+
+async function open(webgpu, viewport = { width: 1280, height: 900 }) {
+  const browser = await chromium.launch({ executablePath, headless: true, args: webgpu ? [...baseFlags, "--enable-unsafe-webgpu"] : baseFlags });
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  const errors = [];
+  page.on("console", (msg) => { if (msg.type() === "error") errors.push(msg.text()); });
+  page.on("pageerror", (err) => errors.push(String(err)));
+  await page.goto(url);
+  return { browser, context, page, errors };
+}
+
+const hitIds = (page, column) => page.$$eval(`#${column} .hit`, (hits) => hits.map((h) => h.dataset.id));
+const params = (page) => new URL(page.url()).searchParams;
+
+async function waitResults(page, expectQuery) {
+  await page.waitForFunction((q) => {
+    const busy = document.querySelector("#current-query")?.dataset.busy;
+    return busy === "false" && document.querySelectorAll("#same-idea .hit").length > 0 && (!q || location.search.includes(q));
+  }, expectQuery, { timeout: 120_000 });
+  // The debounce may still hold a newer request: let it land.
+  await page.waitForTimeout(300);
+  await page.waitForFunction(() => document.querySelector("#current-query")?.dataset.busy === "false", null, { timeout: 120_000 });
+}
+
+// A File built in the page from a library image, for drop and paste.
+async function dispatchFile(page, id, eventType, selector) {
+  await page.evaluate(async ([id, eventType, selector]) => {
+    const bytes = await (await fetch(`/api/images/${id}/file`)).blob();
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+    const target = selector ? document.querySelector(selector) : window;
+    const event = eventType === "paste"
+      ? new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true })
+      : new DragEvent(eventType, { dataTransfer: dt, bubbles: true, cancelable: true });
+    (target === window ? document.body : target).dispatchEvent(event);
+  }, [id, eventType, selector]);
+}
+
+if (bench) {
+  // Time to interactive: navigation start to the first library thumbnails drawn, fresh browser
+  // each time (the wasm is fetched and compiled anew), the model download not counted.
+  const times = [];
+  for (let i = 0; i < 6; i++) {
+    const { browser, page } = await open(false);
+    await page.waitForSelector("#library[data-interactive-ms]:not([data-interactive-ms=''])", { timeout: 600_000 });
+    const ms = Number(await page.getAttribute("#library", "data-interactive-ms"));
+    if (i > 0) times.push(ms); // the first run also waits for the index to be made
+    await browser.close();
+  }
+  times.sort((a, b) => a - b);
+  console.log(`bench: time to interactive median ${times[Math.floor(times.length / 2)].toFixed(0)} ms (runs ${times.map((t) => t.toFixed(0)).join(", ")} ms)`);
+  process.exit(0);
+}
+
+// ---- 1. Desktop, WebGPU offered.
+const { browser, page, errors } = await open(true);
+// Indexing the demo library from scratch: progress, then 420 images and the first page.
+await page.waitForSelector('#library[data-indexed="true"]', { timeout: 600_000 });
+await page.waitForFunction(() => Number(document.querySelector("#library").dataset.count) === 120, null, { timeout: 60_000 });
+const status = await page.textContent("#index-status");
+check(/Indexed: 420 files \(\d+ new/.test(status), `indexing finished: "${status}"`);
+check((await page.textContent("#library-title")).includes("420 images"), "the library lists 420 images");
+await page.click("#more");
+await page.waitForFunction(() => Number(document.querySelector("#library").dataset.count) === 240);
+check(true, "“Show more” loads the next page");
+// Index again: everything unchanged.
+await page.click("#reindex");
+await page.waitForFunction(() => /0 new, 420 unchanged/.test(document.querySelector("#index-status").textContent), null, { timeout: 120_000 });
+check(true, "indexing again finds 420 unchanged files");
+await page.screenshot({ path: path.join(artifacts, "explorer-library.png"), fullPage: true });
+
+// Search by clicking a library image: both columns, scores, captions; the idea column shares
+// the query's relation far more often than chance (1 in 28).
+let shared = 0;
+let asked = 0;
+const gridIds = await page.$$eval("#library .grid .thumb", (b) => b.map((x) => x.dataset.id));
+for (const id of gridIds.slice(0, 6)) {
+  await page.click(`#library .grid .thumb[data-id="${id}"]`);
+  await waitResults(page, id);
+  check(params(page).get("image") === id, `the URL holds the query image ${id.slice(0, 8)}`);
+  const idea = await hitIds(page, "same-idea");
+  const look = await hitIds(page, "looks-alike");
+  check(idea.length === 12 && look.length === 12, `two columns of 12 results (${idea.length}, ${look.length})`);
+  shared += idea.slice(0, 5).filter((h) => relation(h) === relation(id)).length;
+  asked += 5;
+}
+check(shared / asked >= 0.4, `"same idea" top-5 hits sharing the query's relation: ${shared} of ${asked}`);
+const firstHit = await page.$eval("#same-idea .hit", (h) => ({ why: h.querySelector(".why").textContent, idea: h.querySelector(".idea-score").textContent, look: h.querySelector(".look-score").textContent }));
+check(firstHit.why.length > 5 && /idea \d\.\d\d/.test(firstHit.idea) && /look -?\d\.\d\d/.test(firstHit.look), `a hit shows scores and a "why" caption: ${JSON.stringify(firstHit)}`);
+// "Looks alike" is ranked by look.
+const looks = await page.$$eval("#looks-alike .look-score", (s) => s.map((x) => Number(x.textContent.replace("look ", ""))));
+check(looks.every((v, i) => i === 0 || v <= looks[i - 1] + 1e-6), `"looks alike" is sorted by look: ${looks.slice(0, 5).join(", ")}…`);
+
+// The map: every other image a point; hover shows a thumbnail, a click makes it the query.
+await page.waitForFunction(() => document.querySelector("#map")?.dataset.points === "419");
+check(true, "the map shows the other 419 images");
+const box = await page.locator(".map-overlay").boundingBox();
+let tipId = null;
+for (let y = 10; y < box.height && !tipId; y += 6) {
+  for (let x = 10; x < box.width && !tipId; x += 6) {
+    await page.mouse.move(box.x + x, box.y + y);
+    tipId = await page.$eval("#map-tip", (t) => t.dataset.id).catch(() => null);
+  }
+}
+check(tipId !== null, `hovering a point shows its thumbnail (${tipId?.slice(0, 8)})`);
+await page.screenshot({ path: path.join(artifacts, "explorer-map-hover.png"), fullPage: true });
+const beforeClick = params(page).get("image");
+await page.mouse.down();
+await page.mouse.up();
+await waitResults(page, tipId);
+check(params(page).get("image") === tipId && tipId !== beforeClick, "clicking the point makes it the query");
+// Back returns to the previous query.
+await page.goBack();
+await waitResults(page, beforeClick);
+check(params(page).get("image") === beforeClick, "Back returns to the previous query");
+
+// The keyboard: step through the map (most related first) and search with Enter.
+await page.focus(".map-overlay");
+await page.keyboard.press("ArrowRight");
+const keyTip = await page.$eval("#map-tip", (t) => t.dataset.id);
+const topIdea = (await hitIds(page, "same-idea"))[0];
+await page.keyboard.press("Enter");
+await waitResults(page, keyTip);
+check(params(page).get("image") === keyTip, `map keyboard: ArrowRight picks the most related image, Enter searches with it (${keyTip === topIdea ? "the top idea hit" : "another"})`);
+
+// The blend slider: all look → the idea column ranks like the look column; the URL keeps w.
+await page.focus("#weight");
+await page.keyboard.press("Home");
+await waitResults(page, "w=0.00");
+check(JSON.stringify(await hitIds(page, "same-idea")) === JSON.stringify(await hitIds(page, "looks-alike")), "weight 0: the blended column equals the look column");
+await page.keyboard.press("End");
+await waitResults(page, "w=1.00");
+const ideaScores = await page.$$eval("#same-idea .idea-score", (s) => s.map((x) => Number(x.textContent.replace("idea ", ""))));
+check(ideaScores.every((v, i) => i === 0 || v <= ideaScores[i - 1] + 1e-6), "weight 1: ranked by idea alone");
+
+// Search by image file: picker, drop and paste all find the image itself first.
+const someId = gridIds[10];
+const file = path.join(imagesDir, `${someId.slice(0, 32)}.png`);
+await page.setInputFiles("#file-input", file);
+await waitResults(page, `upload=${someId}`);
+check((await hitIds(page, "same-idea"))[0] === someId, "file picker: the picked image is found first");
+check(await page.$eval(".query-thumb", (i) => i.src.startsWith("blob:")), "the picked image is shown as the query");
+await page.reload();
+await waitResults(page, `upload=${someId}`);
+check((await hitIds(page, "same-idea"))[0] === someId, "reload: an uploaded query comes back from the URL");
+const dropId = gridIds[11];
+await dispatchFile(page, dropId, "drop", "#drop-zone");
+await waitResults(page, `upload=${dropId}`);
+check((await hitIds(page, "same-idea"))[0] === dropId, "drag and drop: the dropped image is found first");
+const pasteId = gridIds[12];
+await dispatchFile(page, pasteId, "paste", null);
+await waitResults(page, `upload=${pasteId}`);
+check((await hitIds(page, "same-idea"))[0] === pasteId, "paste: the pasted image is found first");
+
+// Search by idea: suggestions while typing, MiniLM in the browser (WebGPU here).
+await page.waitForSelector('#idea-engine[data-ready="true"]', { timeout: 180_000 });
+const scene = scenes.find((s) => s.relation === relation(gridIds[0]));
+await page.evaluate(() => document.activeElement?.blur());
+await page.keyboard.press("/");
+check(await page.evaluate(() => document.activeElement?.id === "idea"), "“/” jumps to the idea box");
+await page.keyboard.type(scene.caption.split(" ").slice(0, 3).join(" "));
+await page.waitForSelector("#suggestions li", { timeout: 30_000 });
+const suggestions = await page.$$eval("#suggestions li", (l) => l.map((x) => x.textContent));
+check(suggestions.length > 0, `suggestions from the caption bank while typing: ${JSON.stringify(suggestions.slice(0, 3))}`);
+await page.fill("#idea", scene.caption);
+await page.keyboard.press("Enter");
+await page.waitForFunction(() => document.querySelector("#query-source")?.dataset.source?.startsWith("browser"), null, { timeout: 180_000 });
+await waitResults(page, "idea=");
+const source = await page.getAttribute("#query-source", "data-source");
+check(source === "browser-webgpu", `the idea was embedded in the browser on WebGPU (${source})`);
+const ideaHits = await hitIds(page, "same-idea");
+const fitting = ideaHits.slice(0, 10).filter((h) => relation(h) === scene.relation).length;
+check(fitting >= 5, `idea "${scene.caption}": ${fitting} of the top 10 show ${scene.relation}`);
+check((await page.textContent("#looks-alike")).includes("An idea has no look"), "an idea query has no look column");
+check(await page.$eval("#map", (m) => m.dataset.points === "420"), "the map shows all 420 images for an idea");
+await page.screenshot({ path: path.join(artifacts, "explorer-idea.png"), fullPage: true });
+
+// Classroom: a lesson from the map's analogies, reveal, arrows, URL state, sharing.
+await page.click(`#library .grid .thumb[data-id="${gridIds[3]}"]`);
+await waitResults(page, gridIds[3]);
+await page.click("#lesson-from-map");
+await page.waitForSelector("#stage");
+const pairs = params(page).get("lesson").split(",");
+check(pairs.length >= 1 && pairs.every((p) => p.startsWith(gridIds[3])), `a lesson of ${pairs.length} pairs with the query`);
+check((await page.textContent("#pair-counter")) === `Pair 1 of ${pairs.length}`, "pair 1 shown");
+check(!(await page.$("#shared-caption")), "the idea is hidden at first");
+await page.keyboard.press("Space");
+const caption = await page.textContent("#shared-caption");
+check(caption.length > 5, `Space reveals the shared idea: "${caption}"`);
+await page.keyboard.press("ArrowRight");
+await page.waitForFunction(() => document.querySelector("#stage")?.dataset.slide === "1" || document.querySelectorAll("#next-pair[disabled]").length > 0);
+const slide = pairs.length > 1 ? "1" : null;
+check(params(page).get("slide") === slide, `ArrowRight moves on and the URL follows (slide=${params(page).get("slide")})`);
+check(!(await page.$("#shared-caption")), "the next pair starts hidden");
+await page.screenshot({ path: path.join(artifacts, "classroom.png"), fullPage: true });
+const shareUrl = await page.inputValue("#share-url");
+check(shareUrl === page.url(), "the share box holds the page's URL");
+// A shared link opens the same pair in a fresh tab of the same session.
+const other = await page.context().newPage();
+other.on("pageerror", (err) => errors.push(String(err)));
+await other.goto(shareUrl);
+await other.waitForSelector("#stage");
+check((await other.textContent("#pair-counter")) === (await page.textContent("#pair-counter")), "the shared link opens the same pair");
+check((await other.getAttribute("#pair-b", "src")) === (await page.getAttribute("#pair-b", "src")), "the shared link shows the same images");
+await other.close();
+await page.keyboard.press("ArrowLeft");
+await page.click("#remove-pair");
+check(params(page).get("lesson")?.split(",").length === pairs.length - 1 || (pairs.length === 1 && !params(page).get("lesson")), "a pair can be removed");
+
+// ---- 2. The map stays smooth with 10,000 points: the companion's map answer is widened to
+// 10,000 points (jittered copies of the real ones) on its way to the page.
+await page.click("#nav-explore");
+await page.route("**/api/search", async (route) => {
+  const response = await route.fetch();
+  const body = await response.json();
+  if (body.map) {
+    const real = body.map;
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5) * 0.05;
+    body.map = Array.from({ length: 10_000 }, (_, i) => {
+      const p = real[i % real.length];
+      return { id: p.id, relational: p.relational + rand(), attribute: p.attribute === null ? null : p.attribute + rand() };
+    });
+  }
+  await route.fulfill({ response, json: body });
+});
+await page.click(`#library .grid .thumb[data-id="${gridIds[5]}"]`);
+await waitResults(page, gridIds[5]);
+await page.waitForFunction(() => document.querySelector("#map")?.dataset.points === "10000");
+const renderMs = Number(await page.getAttribute("#map", "data-render-ms"));
+const frames = await page.evaluate(async () => {
+  const canvas = document.querySelector(".map-overlay");
+  const r = canvas.getBoundingClientRect();
+  const times = [];
+  let last = performance.now();
+  for (let i = 0; i < 120; i++) {
+    await new Promise((done) => requestAnimationFrame(done));
+    const now = performance.now();
+    times.push(now - last);
+    last = now;
+    const t = i / 120;
+    canvas.dispatchEvent(new MouseEvent("mousemove", { clientX: r.left + r.width * t, clientY: r.top + r.height * (0.5 + 0.4 * Math.sin(t * 12)), bubbles: true }));
+  }
+  return times.slice(1);
+});
+frames.sort((a, b) => a - b);
+const p95 = frames[Math.floor(frames.length * 0.95)];
+check(renderMs < 150, `10,000 points drawn in ${renderMs} ms`);
+check(p95 < 50, `hovering over 10,000 points: frame p95 ${p95.toFixed(1)} ms, median ${frames[frames.length >> 1].toFixed(1)} ms`);
+await page.screenshot({ path: path.join(artifacts, "explorer-map-10k.png"), fullPage: true });
+await page.unroute("**/api/search");
+check(errors.length === 0, `no console errors on the desktop run ${errors.length ? JSON.stringify(errors) : ""}`);
+await browser.close();
+
+// ---- 3. Phone width, no WebGPU: a shared query link, layout in one column, ideas on the CPU.
+{
+  const { browser, page, errors } = await open(false, { width: 390, height: 844 });
+  await page.goto(`${origin}/?image=${gridIds[2]}`);
+  await waitResults(page, gridIds[2]);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `phone width: no sideways scrolling (overflow ${overflow}px)`);
+  const [a, b] = await Promise.all(["#same-idea", "#looks-alike"].map((s) => page.locator(s).boundingBox()));
+  check(b.y > a.y + a.height - 1, "phone width: the columns stack");
+  await page.screenshot({ path: path.join(artifacts, "explorer-phone.png"), fullPage: true });
+  await page.waitForSelector('#idea-engine[data-ready="true"]', { timeout: 180_000 });
+  await page.fill("#idea", scenes[0].caption);
+  await page.keyboard.press("Enter");
+  await page.waitForFunction(() => document.querySelector("#query-source")?.dataset.source?.startsWith("browser"), null, { timeout: 180_000 });
+  await waitResults(page, "idea=");
+  check((await page.getAttribute("#query-source", "data-source")) === "browser-cpu", "without WebGPU the idea is embedded on the CPU");
+  check(errors.length === 0, `no console errors on the phone run ${errors.length ? JSON.stringify(errors) : ""}`);
+  await browser.close();
+}
+
+if (failures > 0) {
+  console.error(`${failures} explorer check(s) failed`);
+  process.exit(1);
+}
+console.log("explorer tests passed");

@@ -1,0 +1,539 @@
+//! The explore view: ask by image (drop, paste, pick, click) or by idea (typed caption, embedded
+//! in the browser), see "same idea" and "looks alike" side by side, the similarity map and the
+//! library.
+
+use leptos::ev;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use relsim_shared::explore::{analogies, Query, View};
+use relsim_shared::protocol::{LibraryImage, MapPoint, SearchHit, SearchQuery, SearchResponse};
+use wasm_bindgen::JsCast;
+
+use crate::api;
+use crate::app::AppState;
+use crate::latest::Latest;
+use crate::map::SimilarityMap;
+use crate::models::Engine;
+use crate::text_model::{now_ms, TextModel};
+
+/// Results per column.
+const K: usize = 12;
+/// Library thumbnails per page of the grid.
+const PAGE: usize = 120;
+/// Pairs a lesson made from the map's analogies holds.
+const LESSON_PAIRS: usize = 6;
+/// Pause after typing or sliding before asking the companion.
+const DEBOUNCE_MS: u32 = 120;
+
+/// Where an idea's vector was computed, for the user (and the tests).
+#[derive(Clone, PartialEq)]
+struct IdeaSource {
+    key: &'static str,
+    label: String,
+}
+
+/// Turns the page's query into an API query; ideas are embedded here when the browser's
+/// MiniLM is ready, by the companion until then.
+async fn resolve(query: &Query, model: TextModel) -> Result<(SearchQuery, Option<IdeaSource>), String> {
+    Ok(match query {
+        Query::Image(id) => (SearchQuery::Id { id: id.clone() }, None),
+        Query::Upload(id) => (SearchQuery::Upload { id: id.clone() }, None),
+        Query::Idea(text) if model.ready.get_untracked() => {
+            let engine = model.engine.get_untracked();
+            let (vector, ms) = TextModel::embed(engine, text).await?;
+            let key = if engine == Engine::WebGpu { "browser-webgpu" } else { "browser-cpu" };
+            (SearchQuery::Vector { vector }, Some(IdeaSource { key, label: format!("embedded in your browser ({}, {ms:.0} ms)", engine.label()) }))
+        }
+        Query::Idea(text) => (
+            SearchQuery::Text { text: text.clone() },
+            Some(IdeaSource { key: "companion", label: "embedded by the companion (the browser's text model is still loading)".into() }),
+        ),
+    })
+}
+
+/// Sends the first image file of a drop, paste or pick; its upload id becomes the query.
+fn search_with_file(app: AppState, file: web_sys::File, error: RwSignal<Option<String>>, busy: RwSignal<bool>) {
+    if !file.type_().is_empty() && !file.type_().starts_with("image/") {
+        error.set(Some(format!("{} is not an image ({})", file.name(), file.type_())));
+        return;
+    }
+    let preview = web_sys::Url::create_object_url_with_blob(&file).unwrap_or_default();
+    let weight = app.url.get_untracked().weight;
+    busy.set(true);
+    spawn_local(async move {
+        match api::search_file(&file, K, weight).await {
+            Ok(response) => match response.upload {
+                Some(id) => {
+                    app.upload_preview.set(Some((id.clone(), preview)));
+                    app.query(Query::Upload(id));
+                }
+                None => error.set(Some("the companion did not remember the upload".into())),
+            },
+            Err(e) => {
+                busy.set(false);
+                error.set(Some(format!("{}: {e}", file.name())));
+            }
+        }
+    });
+}
+
+fn first_file(files: Option<web_sys::FileList>) -> Option<web_sys::File> {
+    let files = files?;
+    (0..files.length()).filter_map(|i| files.get(i)).find(|f| f.type_().is_empty() || f.type_().starts_with("image/"))
+}
+
+/// The explore view.
+#[component]
+pub fn Explorer() -> impl IntoView {
+    let app = expect_context::<AppState>();
+    let model = expect_context::<TextModel>();
+    let same_idea = RwSignal::new(None::<SearchResponse>);
+    let looks_alike = RwSignal::new(None::<SearchResponse>);
+    let points = RwSignal::new(Vec::<MapPoint>::new());
+    let busy = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let idea_source = RwSignal::new(None::<IdeaSource>);
+    let latest = Latest::new();
+
+    // The query or the weight changed: ask again (after a short pause, newest request wins).
+    Effect::new(move |_| {
+        let (query, weight) = app.url.with(|s| (s.query.clone(), s.weight));
+        let ticket = latest.next();
+        let Some(query) = query else {
+            same_idea.set(None);
+            looks_alike.set(None);
+            points.set(Vec::new());
+            return;
+        };
+        spawn_local(async move {
+            if !latest.settle(ticket, DEBOUNCE_MS).await {
+                return;
+            }
+            busy.set(true);
+            let outcome = async {
+                let (api_query, source) = resolve(&query, model).await?;
+                let left = api::search(api_query.clone(), K, weight, true).await?;
+                let right = match api_query {
+                    SearchQuery::Id { .. } | SearchQuery::Upload { .. } => Some(api::search(api_query, K, 0.0, false).await?),
+                    _ => None,
+                };
+                Ok::<_, String>((left, right, source))
+            }
+            .await;
+            if !latest.is_current(ticket) {
+                return;
+            }
+            busy.set(false);
+            match outcome {
+                Ok((mut left, right, source)) => {
+                    error.set(None);
+                    points.set(left.map.take().unwrap_or_default());
+                    same_idea.set(Some(left));
+                    looks_alike.set(right);
+                    idea_source.set(source);
+                }
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    });
+
+    // Pasting an image anywhere on the explore view searches with it.
+    let paste = window_event_listener(ev::paste, move |e: ev::ClipboardEvent| {
+        if let Some(file) = first_file(e.clipboard_data().and_then(|d| d.files())) {
+            e.prevent_default();
+            search_with_file(app, file, error, busy);
+        }
+    });
+    // "/" jumps to the idea box.
+    let slash = window_event_listener(ev::keydown, move |e: ev::KeyboardEvent| {
+        let typing = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok()).is_some_and(|t| matches!(t.tag_name().as_str(), "INPUT" | "TEXTAREA"));
+        if e.key() == "/" && !typing {
+            if let Some(input) = document().get_element_by_id("idea").and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok()) {
+                e.prevent_default();
+                let _ = input.focus();
+            }
+        }
+    });
+    on_cleanup(move || {
+        paste.remove();
+        slash.remove();
+    });
+
+    let is_image_query = Signal::derive(move || app.url.with(|s| matches!(s.query, Some(Query::Image(_) | Query::Upload(_)))));
+    let lesson_from_map = move |_| {
+        let Some(Query::Image(query_id)) = app.url.get_untracked().query else { return };
+        let pairs: Vec<(String, String)> = points.with_untracked(|p| analogies(p, LESSON_PAIRS).into_iter().map(|i| (query_id.clone(), p[i].id.clone())).collect());
+        if pairs.is_empty() {
+            error.set(Some("no image lies in the analogy quadrant for this query".into()));
+            return;
+        }
+        app.update(|s| {
+            s.lesson = pairs;
+            s.slide = 0;
+            s.view = View::Classroom;
+        });
+    };
+
+    view! {
+        <section class="panel ask" aria-label="Ask">
+            <QueryBar error=error busy=busy />
+            <CurrentQuery source=idea_source busy=busy />
+            <Show when=move || error.get().is_some()>
+                <p id="explore-error" class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
+            </Show>
+        </section>
+        <Show when=move || app.url.with(|s| s.query.is_some())>
+            <div class="columns">
+                <ResultColumn id="same-idea" title="Same idea" note="ranked by the blend of idea and look set by the slider" results=same_idea lesson=true />
+                <ResultColumn id="looks-alike" title="Looks alike" note="ranked by look alone (colour and shape)" results=looks_alike lesson=false />
+            </div>
+            <section class="panel" aria-labelledby="map-title">
+                <div class="map-head">
+                    <h2 id="map-title">"Similarity map"</h2>
+                    <Show when=move || is_image_query.get() && app.url.with(|s| matches!(s.query, Some(Query::Image(_))))>
+                        <button id="lesson-from-map" on:click=lesson_from_map>"Make a lesson from the analogies"</button>
+                    </Show>
+                </div>
+                <SimilarityMap points=points.read_only() />
+            </section>
+        </Show>
+        <LibraryGrid />
+    }
+}
+
+/// Drop zone, file picker, idea search with suggestions, and the idea/look slider.
+#[component]
+fn QueryBar(error: RwSignal<Option<String>>, busy: RwSignal<bool>) -> impl IntoView {
+    let app = expect_context::<AppState>();
+    let model = expect_context::<TextModel>();
+    let dragging = RwSignal::new(false);
+    let typed = RwSignal::new(app.url.with_untracked(|s| match &s.query {
+        Some(Query::Idea(t)) => t.clone(),
+        _ => String::new(),
+    }));
+    let suggestions = RwSignal::new(Vec::<String>::new());
+    let suggest_ticket = Latest::new();
+    let file_input = NodeRef::<leptos::html::Input>::new();
+
+    let on_typed = move |text: String| {
+        typed.set(text.clone());
+        let ticket = suggest_ticket.next();
+        if text.trim().is_empty() {
+            suggestions.set(Vec::new());
+            return;
+        }
+        spawn_local(async move {
+            if !suggest_ticket.settle(ticket, DEBOUNCE_MS).await {
+                return;
+            }
+            let found = api::suggest(&text).await.unwrap_or_default();
+            if suggest_ticket.is_current(ticket) {
+                suggestions.set(found);
+            }
+        });
+    };
+    let search_idea = move |text: String| {
+        let text = text.trim().to_string();
+        if text.is_empty() {
+            return;
+        }
+        suggest_ticket.next();
+        suggestions.set(Vec::new());
+        typed.set(text.clone());
+        app.query(Query::Idea(text));
+    };
+
+    view! {
+        <div class="query-bar">
+            <div id="drop-zone" class="drop-zone" class:dragging=move || dragging.get() tabindex="0" role="button"
+                aria-label="Search with an image: drop it here, paste it, or press Enter to choose a file"
+                on:dragover=move |e: ev::DragEvent| { e.prevent_default(); dragging.set(true); }
+                on:dragleave=move |_| dragging.set(false)
+                on:drop=move |e: ev::DragEvent| {
+                    e.prevent_default();
+                    dragging.set(false);
+                    match first_file(e.data_transfer().and_then(|d| d.files())) {
+                        Some(file) => search_with_file(app, file, error, busy),
+                        None => error.set(Some("drop an image file (PNG, JPEG, WebP, GIF, BMP or TIFF)".into())),
+                    }
+                }
+                on:keydown=move |e: ev::KeyboardEvent| {
+                    if e.key() == "Enter" || e.key() == " " {
+                        e.prevent_default();
+                        if let Some(input) = file_input.get() { input.click(); }
+                    }
+                }>
+                <strong>"Search by image"</strong>
+                <span>"Drop an image here, paste one, or "</span>
+                <label for="file-input" class="button">"choose a file"</label>
+                <input id="file-input" type="file" accept="image/*" class="visually-hidden" node_ref=file_input
+                    on:change=move |e: ev::Event| {
+                        let input: web_sys::HtmlInputElement = event_target(&e);
+                        if let Some(file) = first_file(input.files()) { search_with_file(app, file, error, busy); }
+                        input.set_value("");
+                    } />
+            </div>
+            <form class="idea" role="search" on:submit=move |e: ev::SubmitEvent| { e.prevent_default(); search_idea(typed.get_untracked()); }>
+                <label for="idea"><strong>"Search by idea"</strong>" (press / to jump here)"</label>
+                <div class="idea-row">
+                    <input id="idea" type="search" autocomplete="off" spellcheck="false"
+                        placeholder="transformation of {subject} over time"
+                        aria-controls="suggestions"
+                        prop:value=move || typed.get()
+                        on:input=move |e| on_typed(event_target_value(&e))
+                        on:keydown=move |e: ev::KeyboardEvent| {
+                            if e.key() == "ArrowDown" {
+                                if let Some(first) = document().query_selector("#suggestions button").ok().flatten().and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok()) {
+                                    e.prevent_default();
+                                    let _ = first.focus();
+                                }
+                            } else if e.key() == "Escape" {
+                                suggestions.set(Vec::new());
+                            }
+                        } />
+                    <button type="submit" id="idea-search">"Search"</button>
+                </div>
+                <small id="idea-engine" class="note" data-ready=move || model.ready.get().to_string()>
+                    {move || if model.ready.get() { format!("Ideas are embedded in your browser ({}).", model.engine.get().label()) } else { model.status.get() }}
+                </small>
+                <ul id="suggestions" class="suggestions" role="listbox" aria-label="Captions like yours" hidden=move || suggestions.with(Vec::is_empty)>
+                    {move || suggestions.get().into_iter().map(|caption| {
+                        let chosen = caption.clone();
+                        view! {
+                            <li role="option"><button type="button" class="suggestion"
+                                on:click=move |_| search_idea(chosen.clone())
+                                on:keydown=move |e: ev::KeyboardEvent| {
+                                    let target = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok());
+                                    let item = target.and_then(|t| t.parent_element());
+                                    let next = match e.key().as_str() {
+                                        "ArrowDown" => item.and_then(|li| li.next_element_sibling()),
+                                        "ArrowUp" => item.and_then(|li| li.previous_element_sibling()),
+                                        _ => return,
+                                    };
+                                    e.prevent_default();
+                                    match next.and_then(|li| li.first_element_child()).and_then(|b| b.dyn_into::<web_sys::HtmlElement>().ok()) {
+                                        Some(b) => { let _ = b.focus(); }
+                                        None => if let Some(input) = document().get_element_by_id("idea").and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok()) { let _ = input.focus(); },
+                                    }
+                                }>{caption}</button></li>
+                        }
+                    }).collect_view()}
+                </ul>
+            </form>
+            <div class="weight">
+                <label for="weight"><strong>"Blend"</strong>" look ⟷ idea"</label>
+                <input id="weight" type="range" min="0" max="1" step="0.05"
+                    prop:value=move || app.url.with(|s| s.weight.to_string())
+                    aria-valuetext=move || format!("{:.0}% idea, {:.0}% look", app.url.with(|s| s.weight) * 100.0, (1.0 - app.url.with(|s| s.weight)) * 100.0)
+                    on:input=move |e| {
+                        if let Ok(w) = event_target_value(&e).parse::<f32>() { app.update(|s| s.weight = w.clamp(0.0, 1.0)); }
+                    } />
+                <output for="weight" id="weight-value">{move || format!("{:.0}% idea", app.url.with(|s| s.weight) * 100.0)}</output>
+            </div>
+        </div>
+    }
+}
+
+/// What is being searched for.
+#[component]
+fn CurrentQuery(source: RwSignal<Option<IdeaSource>>, busy: RwSignal<bool>) -> impl IntoView {
+    let app = expect_context::<AppState>();
+    let shown = move || {
+        app.url.with(|s| match &s.query {
+            None => view! { <p class="hint">"Pick an image from your library below, drop one in, or describe an idea."</p> }.into_any(),
+            Some(Query::Image(id)) => view! {
+                <img class="query-thumb" src=api::thumbnail(id) alt="the query image" />
+                <p>"Images that share this image's idea."</p>
+            }
+            .into_any(),
+            Some(Query::Upload(id)) => {
+                let preview = app.upload_preview.with(|p| p.as_ref().filter(|(u, _)| u == id).map(|(_, url)| url.clone()));
+                match preview {
+                    Some(url) => view! { <img class="query-thumb" src=url alt="your image" /><p>"Images that share your image's idea."</p> }.into_any(),
+                    None => view! { <p>"Your uploaded image (the companion remembers it for a while)."</p> }.into_any(),
+                }
+            }
+            Some(Query::Idea(text)) => {
+                let text = text.clone();
+                view! {
+                    <p>"Images showing " <q id="query-idea">{text}</q>
+                    <small id="query-source" data-source=move || source.get().map(|s| s.key).unwrap_or("")>
+                        {move || source.get().map(|s| format!(" — {}", s.label)).unwrap_or_default()}
+                    </small></p>
+                }
+                .into_any()
+            }
+        })
+    };
+    view! {
+        <div id="current-query" class="current-query" aria-live="polite" data-busy=move || busy.get().to_string()>
+            {shown}
+            <Show when=move || busy.get()><span class="spinner">"Searching…"</span></Show>
+            <Show when=move || app.url.with(|s| s.query.is_some())>
+                <button id="clear-query" class="link" on:click=move |_| app.update(|s| s.query = None)>"Clear"</button>
+            </Show>
+        </div>
+    }
+}
+
+fn score(value: Option<f32>) -> String {
+    value.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into())
+}
+
+/// One column of results.
+#[component]
+fn ResultColumn(id: &'static str, title: &'static str, note: &'static str, results: RwSignal<Option<SearchResponse>>, lesson: bool) -> impl IntoView {
+    let app = expect_context::<AppState>();
+    let hit_view = move |hit: SearchHit| {
+        let image_id = hit.image.id.clone();
+        let pair_id = image_id.clone();
+        let why_all = hit.why.iter().map(|w| w.caption.clone()).collect::<Vec<_>>().join("\n");
+        let why = hit.why.first().map(|w| w.caption.clone()).unwrap_or_default();
+        let path = hit.image.path.clone();
+        let query_id = app.url.with_untracked(|s| match &s.query {
+            Some(Query::Image(q)) => Some(q.clone()),
+            _ => None,
+        });
+        let in_lesson = {
+            let (q, p) = (query_id.clone(), pair_id.clone());
+            Signal::derive(move || q.as_ref().is_some_and(|q| app.url.with(|s| s.lesson.iter().any(|(a, b)| a == q && *b == p))))
+        };
+        let data_id = image_id.clone();
+        view! {
+            <li class="hit" data-id=data_id>
+                <button class="thumb" title=format!("Search with {path}") on:click=move |_| app.query(Query::Image(image_id.clone()))>
+                    <img src=hit.image.thumbnail.clone() alt=path.clone() loading="lazy" />
+                </button>
+                <div class="hit-text">
+                    <p class="scores">
+                        <span class="idea-score" title="relational similarity: the same idea">"idea " {format!("{:.2}", hit.relational)}</span>
+                        <span class="look-score" title="attribute similarity: the same look">"look " {score(hit.attribute)}</span>
+                    </p>
+                    <p class="why" title=why_all>{why}</p>
+                    {(lesson && query_id.is_some()).then(|| {
+                        let q = query_id.clone().unwrap_or_default();
+                        view! {
+                            <button class="add-pair link" disabled=in_lesson
+                                on:click=move |_| { let (q, p) = (q.clone(), pair_id.clone()); app.update(|s| if !s.lesson.iter().any(|(a, b)| *a == q && *b == p) { s.lesson.push((q, p)); }); }>
+                                {move || if in_lesson.get() { "in the lesson" } else { "+ lesson" }}
+                            </button>
+                        }
+                    })}
+                </div>
+            </li>
+        }
+    };
+    view! {
+        <section id=id class="panel column" aria-labelledby=format!("{id}-title")>
+            <h2 id=format!("{id}-title")>{title}</h2>
+            <p class="note">{note}</p>
+            {move || match results.get() {
+                None if id == "looks-alike" && app.url.with(|s| matches!(s.query, Some(Query::Idea(_)))) =>
+                    view! { <p class="hint">"An idea has no look: search with an image to compare looks."</p> }.into_any(),
+                None => view! { <p class="hint">"…"</p> }.into_any(),
+                Some(r) if r.results.is_empty() => view! { <p class="hint">"The library is empty so far."</p> }.into_any(),
+                Some(r) => view! { <ol class="hits">{r.results.into_iter().map(hit_view).collect_view()}</ol> }.into_any(),
+            }}
+        </section>
+    }
+}
+
+/// The library: indexing progress and a grid of thumbnails; a click searches with the image.
+#[component]
+fn LibraryGrid() -> impl IntoView {
+    let app = expect_context::<AppState>();
+    let images = RwSignal::new(Vec::<LibraryImage>::new());
+    let total = RwSignal::new(0usize);
+    let folders = RwSignal::new(Vec::<String>::new());
+    let loaded_at = StoredValue::new(0.0f64);
+    let interactive_at = RwSignal::new(None::<f64>);
+    let error = RwSignal::new(None::<String>);
+
+    let load = move |offset: usize| {
+        spawn_local(async move {
+            match api::library(offset, PAGE).await {
+                Ok(page) => {
+                    total.set(page.total);
+                    folders.set(page.folders);
+                    if offset == 0 {
+                        images.set(page.images);
+                    } else {
+                        images.update(|v| v.extend(page.images));
+                    }
+                    if interactive_at.get_untracked().is_none() && images.with_untracked(|v| !v.is_empty()) {
+                        // Counted once the first thumbnails are in the page and the frame is drawn.
+                        request_animation_frame(move || interactive_at.set(Some(now_ms())));
+                    }
+                }
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+    // First page now, again when a run ends, and now and then while one runs.
+    Effect::new(move |_| {
+        app.library_version.track();
+        loaded_at.set_value(now_ms());
+        load(0);
+    });
+    Effect::new(move |_| {
+        let running = app.progress.with(|p| matches!(p.phase.as_str(), "scanning" | "embedding"));
+        app.progress.track();
+        if running && now_ms() - loaded_at.get_value() > 1500.0 && images.with_untracked(Vec::len) < PAGE {
+            loaded_at.set_value(now_ms());
+            load(0);
+        }
+    });
+
+    let running = move || app.progress.with(|p| matches!(p.phase.as_str(), "scanning" | "embedding"));
+    let progress_text = move || {
+        app.progress.with(|p| match p.phase.as_str() {
+            "scanning" => format!("Looking for images… {} found", p.found),
+            "embedding" => format!("Indexing: {} of {} new images read, {} embedded", p.read, p.to_read, p.embedded),
+            "done" => format!("Indexed: {} files ({} new, {} unchanged, {} failed)", p.found, p.embedded, p.unchanged, p.failed),
+            "cancelled" => "Indexing was cancelled; what was done is kept.".into(),
+            "failed" => format!("Indexing failed: {}", p.error.clone().unwrap_or_default()),
+            _ => String::new(),
+        })
+    };
+
+    view! {
+        <section id="library" class="panel" aria-labelledby="library-title"
+            data-count=move || images.with(Vec::len).to_string()
+            data-indexed=move || (!running() && app.progress.with(|p| p.phase == "done")).to_string()
+            data-interactive-ms=move || interactive_at.get().map(|t| format!("{t:.0}")).unwrap_or_default()>
+            <div class="library-head">
+                <h2 id="library-title">"Your library " <small>{move || format!("({} images)", total.get())}</small></h2>
+                <div class="library-actions">
+                    <Show when=running fallback=move || view! {
+                        <button id="reindex" on:click=move |_| spawn_local(async move { if let Err(e) = api::post_empty("/api/library/index").await { error.set(Some(e)); } })>"Index again"</button>
+                    }>
+                        <button id="cancel-index" on:click=move |_| spawn_local(async move { let _ = api::post_empty("/api/library/cancel").await; })>"Cancel"</button>
+                    </Show>
+                </div>
+            </div>
+            <p id="index-status" class="status" role="status">{progress_text}</p>
+            <Show when=running>
+                <progress id="index-progress" max=move || app.progress.with(|p| p.to_read.max(1)).to_string() value=move || app.progress.with(|p| p.read).to_string()></progress>
+            </Show>
+            <Show when=move || error.get().is_some()>
+                <p class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
+            </Show>
+            <Show when=move || total.get() == 0 && !running()>
+                <p class="hint">{move || if folders.with(Vec::is_empty) { "No library folder: start the companion with --library DIR.".to_string() } else { format!("No images indexed yet in {}.", folders.get().join(", ")) }}</p>
+            </Show>
+            <ul class="grid">
+                {move || images.get().into_iter().map(|image| {
+                    let id = image.id.clone();
+                    view! {
+                        <li><button class="thumb" data-id=image.id.clone() title=image.path.clone() on:click=move |_| app.query(Query::Image(id.clone()))>
+                            <img src=image.thumbnail.clone() alt=image.path.clone() loading="lazy" width="96" height="96" />
+                        </button></li>
+                    }
+                }).collect_view()}
+            </ul>
+            <Show when=move || images.with(Vec::len) < total.get()>
+                <button id="more" on:click=move |_| load(images.with_untracked(Vec::len))>{move || format!("Show more ({} of {})", images.with(Vec::len), total.get())}</button>
+            </Show>
+        </section>
+    }
+}
