@@ -65,6 +65,9 @@ pub enum Command {
     },
     /// Train an image encoder with the relsim recipe on a scene set (resumes a run in OUT).
     Train(TrainArgs),
+    /// Train a student image encoder for the browser to reproduce a teacher's embeddings
+    /// (the library's index vectors), then compare them on the test split.
+    Distill(DistillArgs),
     /// Relational retrieval metrics (image→image and caption→image) of a trained model.
     Eval {
         /// A model folder (config.json, model.safetensors), a run folder or one of its checkpoints.
@@ -117,6 +120,10 @@ pub enum Command {
         /// The wasm bundle built by `cargo xtask build-web`.
         #[arg(long, default_value_os_t = paths::default_pkg_dir())]
         pkg_dir: PathBuf,
+        /// The student the browser answers image queries with (`relsim distill`); served only
+        /// when it was distilled from this library's model.
+        #[arg(long, env = "RELSIM_STUDENT_DIR", default_value_os_t = paths::default_student_dir())]
+        student: PathBuf,
     },
     /// Index image folders (incremental, resumable; Ctrl-C keeps what is done) without serving.
     Index {
@@ -163,6 +170,46 @@ fn embed_images(options: &EncoderOptions, images: &[PathBuf], each: &mut dyn FnM
         each(path, vector)?;
     }
     Ok(())
+}
+
+/// The arguments of `relsim distill`.
+#[derive(Debug, clap::Args)]
+pub struct DistillArgs {
+    /// The teacher: lite (relsim-lite with its colour views) or qwen (needs --base and --adapter).
+    #[arg(long, default_value = "lite")]
+    pub teacher: String,
+    #[command(flatten)]
+    pub encoder: EncoderOptions,
+    /// A folder written by `relsim scenes generate`.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Where the student (model/), the cached teacher vectors and report.json go.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Optimiser steps.
+    #[arg(long, default_value_t = 600)]
+    pub steps: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Peak learning rate (a student started from the teacher needs little).
+    #[arg(long, default_value_t = 2e-4)]
+    pub learning_rate: f64,
+    /// Weight of the in-batch contrastive term beside the cosine to the teacher.
+    #[arg(long, default_value_t = 0.5)]
+    pub contrastive: f32,
+    /// Temperature of the contrastive term.
+    #[arg(long, default_value_t = 0.05)]
+    pub temperature: f32,
+    /// Width of a student trained from scratch (default: the teacher lite's shape and weights).
+    #[arg(long)]
+    pub hidden: Option<usize>,
+    /// Transformer blocks of a student trained from scratch.
+    #[arg(long)]
+    pub layers: Option<usize>,
+    /// Seed of the batch order (and of fresh weights).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 /// Training settings: a preset, and overrides of its numbers.
@@ -460,8 +507,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { which: BenchCommand::Search { vectors, dim, queries, k, dir } } => crate::bench::bench_search(vectors, dim, queries, k, &dir),
         Command::Bench { which: BenchCommand::Scenes { count, size } } => crate::bench::bench_scenes(count, size),
         Command::Train(args) => crate::train::cli::run_train(args),
+        Command::Distill(args) => run_distill(args),
         Command::Eval { checkpoint, data, split, minilm_dir } => crate::train::cli::run_eval(&checkpoint, &data, split, &minilm_dir),
-        Command::Serve { libraries, port, listen, data_dir, model, encoder, no_index, minilm_dir, public_dir, pkg_dir } => {
+        Command::Serve { libraries, port, listen, data_dir, model, encoder, no_index, minilm_dir, public_dir, pkg_dir, student } => {
             let addr = SocketAddr::new(listen.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), port);
             let config = crate::server::ServerConfig {
                 addr,
@@ -473,6 +521,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 model,
                 encoder,
                 index_on_start: !no_index,
+                student_dir: student,
             };
             tokio::runtime::Runtime::new().context("starting the async runtime")?.block_on(crate::server::serve(config))
         }
@@ -481,6 +530,61 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
+fn run_distill(args: DistillArgs) -> anyhow::Result<()> {
+    use relsim_shared::image::lite::LiteConfig;
+    let student = (args.hidden.is_some() || args.layers.is_some()).then(|| {
+        let hidden = args.hidden.unwrap_or(128);
+        LiteConfig::new().with_hidden(hidden).with_layers(args.layers.unwrap_or(4)).with_heads((hidden / 32).max(1))
+    });
+    let options = crate::distill::DistillOptions {
+        data: args.data,
+        teacher: args.teacher,
+        encoder: args.encoder,
+        student,
+        steps: args.steps,
+        batch_size: args.batch_size,
+        learning_rate: args.learning_rate,
+        contrastive: args.contrastive,
+        temperature: args.temperature,
+        seed: args.seed,
+    };
+    struct Bars {
+        teacher: Option<indicatif::ProgressBar>,
+        steps: Option<indicatif::ProgressBar>,
+    }
+    impl crate::distill::DistillObserver for Bars {
+        fn teacher(&mut self, done: usize, total: usize) {
+            let bar = self.teacher.get_or_insert_with(|| progress_bar(total as u64, "teacher vectors"));
+            if bar.length() != Some(total as u64) {
+                bar.set_length(total as u64);
+                bar.reset();
+            }
+            bar.set_position(done as u64);
+        }
+        fn step(&mut self, step: usize, steps: usize, loss: f32) {
+            let bar = self.steps.get_or_insert_with(|| progress_bar(steps as u64, "distilling"));
+            bar.set_position(step as u64);
+            bar.set_message(format!("distilling (loss {loss:.4})"));
+        }
+    }
+    let mut bars = Bars { teacher: None, steps: None };
+    let report = crate::distill::distill(&options, &args.out, &mut bars)?;
+    if let Some(bar) = bars.steps {
+        bar.finish();
+    }
+    println!(
+        "student in {}: {} steps; on {} test images top-10 overlap with the teacher {:.3}, relational P@1 {:.3} (teacher {:.3}), mean cosine {:.3}",
+        args.out.join("model").display(),
+        report.steps,
+        report.test_images,
+        report.overlap_at_10,
+        report.student_p_at_1,
+        report.teacher_p_at_1,
+        report.mean_cosine
+    );
+    Ok(())
+}
+
 pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     let style = indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, eta {eta})")

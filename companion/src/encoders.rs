@@ -69,6 +69,21 @@ pub struct EncoderOptions {
     pub precision: Precision,
 }
 
+impl EncoderOptions {
+    /// relsim-lite from `dir` on the CPU: what a command without encoder flags uses.
+    pub fn lite(dir: PathBuf) -> Self {
+        EncoderOptions {
+            lite: dir,
+            base: None,
+            adapter: None,
+            tokenizer: None,
+            preprocess: crate::cli::Preprocess::Native,
+            backend: BackendKind::Ndarray,
+            precision: Precision::F32,
+        }
+    }
+}
+
 /// Images per forward pass of the Qwen encoder (those of one patch grid run together).
 const QWEN_BATCH: usize = 16;
 

@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod bench;
 pub mod cli;
+pub mod distill;
 pub mod encoders;
 pub mod explain;
 pub mod library;

@@ -32,6 +32,11 @@ pub fn default_lite_dir() -> PathBuf {
     workspace_root().join("assets").join("relsim-lite")
 }
 
+/// Default browser student: the committed relsim-lite student in `assets/relsim-lite-student`.
+pub fn default_student_dir() -> PathBuf {
+    workspace_root().join("assets").join("relsim-lite-student")
+}
+
 /// The real Qwen2.5 tokenizer committed with the Qwen test fixtures (gzipped).
 pub fn default_qwen_tokenizer() -> PathBuf {
     workspace_root().join("tests").join("fixtures").join("qwen").join("tokenizer").join("tokenizer.json.gz")

@@ -12,15 +12,7 @@ fn relsim() -> Command {
 }
 
 fn model_id() -> String {
-    let options = relsim_companion::encoders::EncoderOptions {
-        lite: relsim_companion::paths::default_lite_dir(),
-        base: None,
-        adapter: None,
-        tokenizer: None,
-        preprocess: relsim_companion::cli::Preprocess::Native,
-        backend: relsim_companion::backend::BackendKind::Ndarray,
-        precision: relsim_companion::backend::Precision::F32,
-    };
+    let options = relsim_companion::encoders::EncoderOptions::lite(relsim_companion::paths::default_lite_dir());
     relsim_companion::encoders::model_id("lite", &options).unwrap()
 }
 

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use relsim_companion::encoders::{by_name, EncoderOptions, ImageEncoder, BASELINES};
 use relsim_companion::scenes::bench::{evaluate, text_to_image_precision, RetrievalMetrics};
-use relsim_companion::scenes::generate::{render, Record, SceneSpec, Split};
+use relsim_companion::scenes::generate::{sample_split, Record, Split};
 use relsim_companion::scenes::Relation;
 use relsim_shared::text::minilm::MiniLm;
 
@@ -20,34 +20,12 @@ fn lite_dir() -> PathBuf {
 }
 
 fn options() -> EncoderOptions {
-    EncoderOptions {
-        lite: lite_dir(),
-        base: None,
-        adapter: None,
-        tokenizer: None,
-        preprocess: relsim_companion::cli::Preprocess::Native,
-        backend: relsim_companion::backend::BackendKind::Ndarray,
-        precision: relsim_companion::backend::Precision::F32,
-    }
+    EncoderOptions::lite(lite_dir())
 }
 
 /// Test-split scenes of a seed no training run used, drawn in memory (no files).
 fn test_scenes(seed: u64, blocks: usize) -> (Vec<image::RgbImage>, Vec<Record>) {
-    let relations = Relation::ALL.len();
-    let mut images = Vec::new();
-    let mut records = Vec::new();
-    for index in (0..blocks * 10 * relations).filter(|i| SceneSpec::sample(seed, *i).0.split == Split::Test) {
-        let (spec, mut rng) = SceneSpec::sample(seed, index);
-        images.push(render(&spec, &mut rng, 256));
-        records.push(Record {
-            image_hash: index.to_string(),
-            caption: spec.caption.to_string(),
-            relation: spec.relation.name().to_string(),
-            split: spec.split,
-            attributes: spec.attributes(),
-        });
-    }
-    (images, records)
+    sample_split(seed, blocks, Split::Test, 256)
 }
 
 fn metrics(encoder: &dyn ImageEncoder, images: &[image::RgbImage], records: &[Record]) -> (RetrievalMetrics, Vec<Vec<f32>>) {

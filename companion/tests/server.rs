@@ -259,6 +259,27 @@ fn the_server_defends_localhost_searches_and_survives_bad_input() {
     assert_eq!(server.post_json("/api/explain", &json!({ "a": a, "b": up["upload"] })).status, 200, "uploads can be paired");
     assert_eq!(server.post_json("/api/explain", &json!({ "a": a, "b": "nope" })).status, 404);
 
+    // --- What the browser needs to answer image queries itself: the student distilled from
+    // this library's model, and every image's vector (the same numbers the search uses).
+    let student = server.get("/api/models/student");
+    assert_eq!(student.status, 200, "{}", String::from_utf8_lossy(&student.body));
+    let student = student.json();
+    assert_eq!(student["base_url"], "/models/student/");
+    let names: Vec<&str> = student["files"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["config.json", "model.safetensors", "teacher.json"]);
+    let teacher = server.get("/models/student/teacher.json").json();
+    let vectors = server.get("/api/library/vectors");
+    assert_eq!(vectors.header("content-type").as_deref(), Some("application/octet-stream"));
+    let (header, rows) = relsim_shared::protocol::decode_vectors(&vectors.body).unwrap();
+    assert_eq!(teacher["model_id"].as_str(), Some(header.model_id.as_str()), "the student fits the library's vectors");
+    assert_eq!((header.ids.len(), header.dim), (56, 384));
+    let row = |id: &str| {
+        let i = header.ids.iter().position(|x| x == id).unwrap();
+        &rows[i * 384..(i + 1) * 384]
+    };
+    let cos: f32 = row(a).iter().zip(row(b)).map(|(x, y)| x * y).sum();
+    assert!((cos as f64 - ab["relational"].as_f64().unwrap()).abs() < 1e-5);
+
     // --- Bad input: a JSON error with the right status each time, and the server goes on.
     let error = |reply: Reply, status: u16| {
         assert_eq!(reply.status, status, "{} {}", reply.head, String::from_utf8_lossy(&reply.body));
@@ -303,7 +324,7 @@ fn the_server_defends_localhost_searches_and_survives_bad_input() {
     // --- OpenAPI lists every endpoint, and each answers (not 404) on its documented method.
     let spec = server.get("/api/openapi.json").json();
     let paths = spec["paths"].as_object().unwrap();
-    for expected in ["/api/search", "/api/search/image", "/api/library", "/api/library/events", "/api/captions", "/api/images/{id}/thumbnail", "/api/openapi.json", "/api/explain"] {
+    for expected in ["/api/search", "/api/search/image", "/api/library", "/api/library/events", "/api/captions", "/api/images/{id}/thumbnail", "/api/openapi.json", "/api/explain", "/api/models/student", "/api/library/vectors"] {
         assert!(paths.contains_key(expected), "{expected} missing from OpenAPI");
     }
     for (path, item) in paths {

@@ -209,3 +209,55 @@ pub struct CaptionBank {
 pub struct NewCaption {
     pub caption: String,
 }
+
+/// What `/api/library/vectors` starts with: whose vectors they are and for which images.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VectorsHeader {
+    /// The relational model that made them (a student must have been distilled from it).
+    pub model_id: String,
+    pub dim: usize,
+    /// Image ids, one per row.
+    pub ids: Vec<String>,
+}
+
+/// The library's relational vectors as one binary body: a little-endian `u32` header length,
+/// the JSON [`VectorsHeader`], then the rows as little-endian `f32`.
+pub fn encode_vectors(header: &VectorsHeader, rows: &[f32]) -> Vec<u8> {
+    let json = serde_json::to_vec(header).expect("a header always serialises");
+    let mut out = Vec::with_capacity(4 + json.len() + rows.len() * 4);
+    out.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    out.extend_from_slice(&json);
+    for v in rows {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
+/// Reads a body written by [`encode_vectors`], checking every length.
+pub fn decode_vectors(bytes: &[u8]) -> Result<(VectorsHeader, Vec<f32>), String> {
+    let len = bytes.get(..4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize).ok_or("the vectors body is shorter than its header length")?;
+    let json = bytes.get(4..4 + len).ok_or("the vectors body ends inside its header")?;
+    let header: VectorsHeader = serde_json::from_slice(json).map_err(|e| format!("the vectors header: {e}"))?;
+    let data = &bytes[4 + len..];
+    let expected = header.ids.len() * header.dim * 4;
+    if data.len() != expected {
+        return Err(format!("{} ids of {} values need {expected} bytes of vectors, the body has {}", header.ids.len(), header.dim, data.len()));
+    }
+    Ok((header, data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectors_round_trip_and_bad_bodies_are_refused() {
+        let header = VectorsHeader { model_id: "lite-0123".into(), dim: 2, ids: vec!["aa".into(), "bb".into()] };
+        let rows = [1.0, -0.5, 0.25, f32::MIN_POSITIVE];
+        let body = encode_vectors(&header, &rows);
+        assert_eq!(decode_vectors(&body).unwrap(), (header, rows.to_vec()));
+        assert!(decode_vectors(&body[..body.len() - 1]).unwrap_err().contains("need 16 bytes"));
+        assert!(decode_vectors(&body[..10]).unwrap_err().contains("inside its header"));
+        assert!(decode_vectors(&[1, 0]).is_err());
+    }
+}

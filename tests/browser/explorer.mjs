@@ -72,6 +72,27 @@ async function dispatchFile(page, id, eventType, selector) {
   }, [id, eventType, selector]);
 }
 
+// An image answered in the page by the student: its top ids, milliseconds and engine.
+async function pickLocal(page, id) {
+  await page.setInputFiles("#file-input", path.join(imagesDir, `${id.slice(0, 32)}.png`));
+  await page.waitForFunction(() => document.querySelector("#local-answer") && document.querySelector("#current-query").dataset.busy === "false", null, { timeout: 120_000 });
+  const ids = await hitIds(page, "same-idea");
+  const ms = Number(await page.getAttribute("#local-answer", "data-ms"));
+  const engine = await page.getAttribute("#local-answer", "data-engine");
+  await page.click("#clear-query");
+  return { ids, ms, engine };
+}
+
+// The engine is chosen on the Models view (shared by every model in the page); then local answers on.
+async function useEngine(page, which) {
+  await page.click("#nav-models");
+  await page.check(which === "WebGPU" ? "#engine-webgpu" : "#engine-cpu");
+  await page.click("#nav-explore");
+  await page.waitForSelector("#local-mode");
+  if (!(await page.isChecked("#local-mode"))) await page.check("#local-mode");
+  await page.waitForSelector('#local-status[data-ready="true"]', { timeout: 120_000 });
+}
+
 if (bench) {
   // Time to interactive: navigation start to the first library thumbnails drawn, fresh browser
   // each time (the wasm is fetched and compiled anew), the model download not counted.
@@ -85,6 +106,17 @@ if (bench) {
   }
   times.sort((a, b) => a - b);
   console.log(`bench: time to interactive median ${times[Math.floor(times.length / 2)].toFixed(0)} ms (runs ${times.map((t) => t.toFixed(0)).join(", ")} ms)`);
+  // One image query answered in the page on the CPU path (no WebGPU flag), the first (model
+  // build) left out.
+  const { browser, page } = await open(false);
+  await page.waitForSelector('#library[data-indexed="true"]', { timeout: 120_000 });
+  const ids = await page.$$eval("#library .grid .thumb", (b) => b.map((x) => x.dataset.id));
+  await useEngine(page, "CPU");
+  const local = [];
+  for (const id of ids.slice(0, 11)) local.push((await pickLocal(page, id)).ms);
+  const rest = local.slice(1).sort((a, b) => a - b);
+  console.log(`bench: image query in the page (student, CPU path) median ${rest[5].toFixed(1)} ms, max ${rest[9].toFixed(1)} ms (first ${local[0].toFixed(1)} ms)`);
+  await browser.close();
   process.exit(0);
 }
 
@@ -305,6 +337,70 @@ await browser.close();
   await waitResults(page, "idea=");
   check((await page.getAttribute("#query-source", "data-source")) === "browser-cpu", "without WebGPU the idea is embedded on the CPU");
   check(errors.length === 0, `no console errors on the phone run ${errors.length ? JSON.stringify(errors) : ""}`);
+  await browser.close();
+}
+
+// ---- 4. Image queries answered in the browser by the distilled student, then with the
+// companion stopped.
+{
+  const { browser, page, errors } = await open(true);
+  await page.waitForSelector('#library[data-indexed="true"]', { timeout: 120_000 });
+  await page.check("#local-mode");
+  await page.waitForSelector('#local-status[data-ready="true"]', { timeout: 120_000 });
+  check((await page.textContent("#local-status")).includes("420 images"), `student ready: "${await page.textContent("#local-status")}"`);
+  // Ask with five library images: the student's top 10 (in the browser) against the
+  // teacher's (the companion), on the WebGPU path and on the CPU path.
+  const pick = (id) => pickLocal(page, id);
+  const engineRadio = (which) => useEngine(page, which);
+  const queries = gridIds.slice(20, 25);
+  let overlap = 0;
+  const cpuTimes = [];
+  let sameAcrossEngines = 0;
+  for (const id of queries) {
+    await engineRadio("WebGPU");
+    const gpu = await pick(id);
+    await engineRadio("CPU");
+    const cpu = await pick(id);
+    cpuTimes.push(cpu.ms);
+    const teacher = await page.evaluate(async (id) => {
+      const r = await fetch("/api/search", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ query: { kind: "id", id }, k: 9, weight: 1 }) });
+      return (await r.json()).results.map((h) => h.image.id);
+    }, id);
+    // The teacher leaves the query out; the student finds it (it is in the library) first.
+    const teacherTop10 = [id, ...teacher];
+    overlap += cpu.ids.slice(0, 10).filter((x) => teacherTop10.includes(x)).length / 10;
+    const same = gpu.ids.slice(0, 10).every((x) => cpu.ids.slice(0, 10).includes(x));
+    sameAcrossEngines += same ? 1 : 0;
+    check(gpu.engine === "WebGPU" && cpu.engine === "CPU", `query ${id.slice(0, 8)}: WebGPU ${gpu.ms} ms, CPU ${cpu.ms} ms`);
+  }
+  check(sameAcrossEngines === queries.length, `WebGPU and CPU give the same top 10 for ${sameAcrossEngines} of ${queries.length} images`);
+  check(overlap / queries.length >= 0.6, `top-10 overlap of the browser's answers with the companion's: ${(overlap / queries.length).toFixed(2)}`);
+  cpuTimes.sort((a, b) => a - b);
+  console.log(`bench: local image query on the CPU path median ${cpuTimes[2].toFixed(1)} ms (${cpuTimes.join(", ")} ms)`);
+
+  // Stop the companion: queries are still answered here.
+  const pid = Number(process.env.RELSIM_COMPANION_PID);
+  if (pid) {
+    process.kill(pid, "SIGTERM");
+    for (let i = 0; i < 100; i++) {
+      const up = await fetch(`${origin}/api/health`).then(() => true, () => false);
+      if (!up) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const up = await fetch(`${origin}/api/health`).then(() => true, () => false);
+    check(!up, "the companion is stopped");
+    const errorsBefore = errors.length;
+    const stopped = await pick(gridIds[30]);
+    check(stopped.ids[0] === gridIds[30] && stopped.ids.length === 12, `with the companion stopped the page still answers: the image itself first of ${stopped.ids.length}`);
+    await page.screenshot({ path: path.join(artifacts, "explorer-offline.png"), fullPage: true });
+    // Only the failed reconnections and thumbnail loads of a stopped server may complain now.
+    const after = errors.slice(errorsBefore).filter((e) => !/Failed to load resource|ERR_CONNECTION_REFUSED/.test(e));
+    errors.length = errorsBefore;
+    errors.push(...after);
+  } else {
+    check(false, "RELSIM_COMPANION_PID is not set: the companion-stopped check cannot run");
+  }
+  check(errors.length === 0, `no console errors on the local-answer run ${errors.length ? JSON.stringify(errors) : ""}`);
   await browser.close();
 }
 

@@ -11,6 +11,7 @@ use wasm_bindgen::JsCast;
 use crate::classroom::Classroom;
 use crate::encoder_panel::EncoderPanel;
 use crate::explorer::Explorer;
+use crate::student::LocalMode;
 use crate::text_model::TextModel;
 
 /// What every view shares; provided as context.
@@ -24,6 +25,8 @@ pub struct AppState {
     pub library_version: RwSignal<u32>,
     /// The image the user dropped, pasted or picked: its upload id and a local URL to show it.
     pub upload_preview: RwSignal<Option<(String, String)>>,
+    /// Whether image queries are answered in this browser (the distilled student).
+    pub local_mode: RwSignal<LocalMode>,
 }
 
 impl AppState {
@@ -90,6 +93,7 @@ pub fn App() -> impl IntoView {
         progress: RwSignal::new(IndexProgress::default()),
         library_version: RwSignal::new(0),
         upload_preview: RwSignal::new(None),
+        local_mode: RwSignal::new(LocalMode::Off),
     };
     provide_context(state);
     provide_context(TextModel::start());

@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::latest::Latest;
 use crate::map::SimilarityMap;
 use crate::models::Engine;
+use crate::student::{self, LocalMode};
 use crate::text_model::{now_ms, TextModel};
 
 /// Results per column.
@@ -51,8 +52,35 @@ async fn resolve(query: &Query, model: TextModel) -> Result<(SearchQuery, Option
     })
 }
 
-/// Sends the first image file of a drop, paste or pick; its upload id becomes the query.
-fn search_with_file(app: AppState, file: web_sys::File, error: RwSignal<Option<String>>, busy: RwSignal<bool>) {
+/// An image query answered in this browser (not in the URL: the companion never saw it).
+#[derive(Debug, Clone, PartialEq)]
+struct LocalQuery {
+    preview: String,
+    engine: Engine,
+    millis: f64,
+}
+
+/// What the explore view's parts share.
+#[derive(Clone, Copy)]
+struct Results {
+    same_idea: RwSignal<Option<SearchResponse>>,
+    looks_alike: RwSignal<Option<SearchResponse>>,
+    points: RwSignal<Vec<MapPoint>>,
+    busy: RwSignal<bool>,
+    error: RwSignal<Option<String>>,
+    local: RwSignal<Option<LocalQuery>>,
+    local_mode: RwSignal<LocalMode>,
+}
+
+async fn read_file(file: &web_sys::File) -> Result<Vec<u8>, String> {
+    let buffer = wasm_bindgen_futures::JsFuture::from(file.array_buffer()).await.map_err(|_| format!("{} could not be read", file.name()))?;
+    Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+}
+
+/// Searches with the first image file of a drop, paste or pick: in this browser when the
+/// student is ready, else through the companion (whose upload id becomes the query).
+fn search_with_file(app: AppState, results: Results, file: web_sys::File) {
+    let Results { error, busy, .. } = results;
     if !file.type_().is_empty() && !file.type_().starts_with("image/") {
         error.set(Some(format!("{} is not an image ({})", file.name(), file.type_())));
         return;
@@ -60,6 +88,29 @@ fn search_with_file(app: AppState, file: web_sys::File, error: RwSignal<Option<S
     let preview = web_sys::Url::create_object_url_with_blob(&file).unwrap_or_default();
     let weight = app.url.get_untracked().weight;
     busy.set(true);
+    if matches!(results.local_mode.get_untracked(), LocalMode::Ready(_)) {
+        let engine = expect_context::<TextModel>().engine.get_untracked();
+        spawn_local(async move {
+            let answer = match read_file(&file).await {
+                Ok(bytes) => student::answer(engine, &bytes, &file.name(), K).await,
+                Err(e) => Err(e),
+            };
+            busy.set(false);
+            match answer {
+                Ok(answer) => {
+                    let mut response = answer.response;
+                    results.local.set(Some(LocalQuery { preview, engine, millis: answer.millis }));
+                    app.update(|s| s.query = None);
+                    error.set(None);
+                    results.points.set(response.map.take().unwrap_or_default());
+                    results.same_idea.set(Some(response));
+                    results.looks_alike.set(None);
+                }
+                Err(e) => error.set(Some(format!("{}: {e}", file.name()))),
+            }
+        });
+        return;
+    }
     spawn_local(async move {
         match api::search_file(&file, K, weight).await {
             Ok(response) => match response.upload {
@@ -87,11 +138,17 @@ fn first_file(files: Option<web_sys::FileList>) -> Option<web_sys::File> {
 pub fn Explorer() -> impl IntoView {
     let app = expect_context::<AppState>();
     let model = expect_context::<TextModel>();
-    let same_idea = RwSignal::new(None::<SearchResponse>);
-    let looks_alike = RwSignal::new(None::<SearchResponse>);
-    let points = RwSignal::new(Vec::<MapPoint>::new());
-    let busy = RwSignal::new(false);
-    let error = RwSignal::new(None::<String>);
+    let results = Results {
+        same_idea: RwSignal::new(None),
+        looks_alike: RwSignal::new(None),
+        points: RwSignal::new(Vec::new()),
+        busy: RwSignal::new(false),
+        error: RwSignal::new(None),
+        local: RwSignal::new(None),
+        local_mode: app.local_mode,
+    };
+    provide_context(results);
+    let Results { same_idea, looks_alike, points, busy, error, local, .. } = results;
     let idea_source = RwSignal::new(None::<IdeaSource>);
     let latest = Latest::new();
 
@@ -100,11 +157,16 @@ pub fn Explorer() -> impl IntoView {
         let (query, weight) = app.url.with(|s| (s.query.clone(), s.weight));
         let ticket = latest.next();
         let Some(query) = query else {
+            // An answer computed in this browser stays until the next query.
+            if local.with_untracked(Option::is_some) {
+                return;
+            }
             same_idea.set(None);
             looks_alike.set(None);
             points.set(Vec::new());
             return;
         };
+        local.set(None);
         spawn_local(async move {
             if !latest.settle(ticket, DEBOUNCE_MS).await {
                 return;
@@ -141,7 +203,7 @@ pub fn Explorer() -> impl IntoView {
     let paste = window_event_listener(ev::paste, move |e: ev::ClipboardEvent| {
         if let Some(file) = first_file(e.clipboard_data().and_then(|d| d.files())) {
             e.prevent_default();
-            search_with_file(app, file, error, busy);
+            search_with_file(app, results, file);
         }
     });
     // "/" jumps to the idea box.
@@ -176,13 +238,13 @@ pub fn Explorer() -> impl IntoView {
 
     view! {
         <section class="panel ask" aria-label="Ask">
-            <QueryBar error=error busy=busy />
-            <CurrentQuery source=idea_source busy=busy />
+            <QueryBar />
+            <CurrentQuery source=idea_source />
             <Show when=move || error.get().is_some()>
                 <p id="explore-error" class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
             </Show>
         </section>
-        <Show when=move || app.url.with(|s| s.query.is_some())>
+        <Show when=move || app.url.with(|s| s.query.is_some()) || local.with(Option::is_some)>
             <div class="columns">
                 <ResultColumn id="same-idea" title="Same idea" note="ranked by the blend of idea and look set by the slider" results=same_idea lesson=true />
                 <ResultColumn id="looks-alike" title="Looks alike" note="ranked by look alone (colour and shape)" results=looks_alike lesson=false />
@@ -203,9 +265,11 @@ pub fn Explorer() -> impl IntoView {
 
 /// Drop zone, file picker, idea search with suggestions, and the idea/look slider.
 #[component]
-fn QueryBar(error: RwSignal<Option<String>>, busy: RwSignal<bool>) -> impl IntoView {
+fn QueryBar() -> impl IntoView {
     let app = expect_context::<AppState>();
     let model = expect_context::<TextModel>();
+    let results = expect_context::<Results>();
+    let error = results.error;
     let dragging = RwSignal::new(false);
     let typed = RwSignal::new(app.url.with_untracked(|s| match &s.query {
         Some(Query::Idea(t)) => t.clone(),
@@ -253,7 +317,7 @@ fn QueryBar(error: RwSignal<Option<String>>, busy: RwSignal<bool>) -> impl IntoV
                     e.prevent_default();
                     dragging.set(false);
                     match first_file(e.data_transfer().and_then(|d| d.files())) {
-                        Some(file) => search_with_file(app, file, error, busy),
+                        Some(file) => search_with_file(app, results, file),
                         None => error.set(Some("drop an image file (PNG, JPEG, WebP, GIF, BMP or TIFF)".into())),
                     }
                 }
@@ -269,9 +333,10 @@ fn QueryBar(error: RwSignal<Option<String>>, busy: RwSignal<bool>) -> impl IntoV
                 <input id="file-input" type="file" accept="image/*" class="visually-hidden" node_ref=file_input
                     on:change=move |e: ev::Event| {
                         let input: web_sys::HtmlInputElement = event_target(&e);
-                        if let Some(file) = first_file(input.files()) { search_with_file(app, file, error, busy); }
+                        if let Some(file) = first_file(input.files()) { search_with_file(app, results, file); }
                         input.set_value("");
                     } />
+                <LocalToggle />
             </div>
             <form class="idea" role="search" on:submit=move |e: ev::SubmitEvent| { e.prevent_default(); search_idea(typed.get_untracked()); }>
                 <label for="idea"><strong>"Search by idea"</strong>" (press / to jump here)"</label>
@@ -336,9 +401,19 @@ fn QueryBar(error: RwSignal<Option<String>>, busy: RwSignal<bool>) -> impl IntoV
 
 /// What is being searched for.
 #[component]
-fn CurrentQuery(source: RwSignal<Option<IdeaSource>>, busy: RwSignal<bool>) -> impl IntoView {
+fn CurrentQuery(source: RwSignal<Option<IdeaSource>>) -> impl IntoView {
     let app = expect_context::<AppState>();
+    let Results { busy, local, .. } = expect_context::<Results>();
     let shown = move || {
+        if let Some(q) = local.get() {
+            return view! {
+                <img class="query-thumb" src=q.preview alt="your image" />
+                <p id="local-answer" data-engine=q.engine.label() data-ms=format!("{:.1}", q.millis)>
+                    {format!("Images that share your image's idea, answered in this browser ({}, {:.0} ms).", q.engine.label(), q.millis)}
+                </p>
+            }
+            .into_any();
+        }
         app.url.with(|s| match &s.query {
             None => view! { <p class="hint">"Pick an image from your library below, drop one in, or describe an idea."</p> }.into_any(),
             Some(Query::Image(id)) => view! {
@@ -369,8 +444,8 @@ fn CurrentQuery(source: RwSignal<Option<IdeaSource>>, busy: RwSignal<bool>) -> i
         <div id="current-query" class="current-query" aria-live="polite" data-busy=move || busy.get().to_string()>
             {shown}
             <Show when=move || busy.get()><span class="spinner">"Searching…"</span></Show>
-            <Show when=move || app.url.with(|s| s.query.is_some())>
-                <button id="clear-query" class="link" on:click=move |_| app.update(|s| s.query = None)>"Clear"</button>
+            <Show when=move || app.url.with(|s| s.query.is_some()) || local.with(Option::is_some)>
+                <button id="clear-query" class="link" on:click=move |_| { local.set(None); app.update(|s| s.query = None); }>"Clear"</button>
             </Show>
         </div>
     }
@@ -384,6 +459,7 @@ fn score(value: Option<f32>) -> String {
 #[component]
 fn ResultColumn(id: &'static str, title: &'static str, note: &'static str, results: RwSignal<Option<SearchResponse>>, lesson: bool) -> impl IntoView {
     let app = expect_context::<AppState>();
+    let local = expect_context::<Results>().local;
     let hit_view = move |hit: SearchHit| {
         let image_id = hit.image.id.clone();
         let pair_id = image_id.clone();
@@ -430,11 +506,55 @@ fn ResultColumn(id: &'static str, title: &'static str, note: &'static str, resul
             {move || match results.get() {
                 None if id == "looks-alike" && app.url.with(|s| matches!(s.query, Some(Query::Idea(_)))) =>
                     view! { <p class="hint">"An idea has no look: search with an image to compare looks."</p> }.into_any(),
+                None if id == "looks-alike" && local.with(Option::is_some) =>
+                    view! { <p class="hint">"Answered in this browser, by idea: looks are compared by the companion."</p> }.into_any(),
                 None => view! { <p class="hint">"…"</p> }.into_any(),
                 Some(r) if r.results.is_empty() => view! { <p class="hint">"The library is empty so far."</p> }.into_any(),
                 Some(r) => view! { <ol class="hits">{r.results.into_iter().map(hit_view).collect_view()}</ol> }.into_any(),
             }}
         </section>
+    }
+}
+
+/// "Answer image queries in this browser": loads the student and the library's vectors.
+#[component]
+fn LocalToggle() -> impl IntoView {
+    let Results { local_mode, .. } = expect_context::<Results>();
+    let switch = move |on: bool| {
+        if !on {
+            local_mode.set(LocalMode::Off);
+            return;
+        }
+        local_mode.set(LocalMode::Loading);
+        spawn_local(async move {
+            match student::load().await {
+                Ok(loaded) => {
+                    let from = match loaded.vectors_from {
+                        crate::models::Source::Network => "from the companion",
+                        crate::models::Source::Cache => "from the browser cache",
+                    };
+                    if local_mode.get_untracked() == LocalMode::Loading {
+                        local_mode.set(LocalMode::Ready(format!("Ready: {} images' vectors ({from}), student {:.1} MB.", loaded.images, loaded.weights_bytes as f64 / 1e6)));
+                    }
+                }
+                Err(e) => local_mode.set(LocalMode::Failed(e)),
+            }
+        });
+    };
+    view! {
+        <label class="local">
+            <input id="local-mode" type="checkbox" prop:checked=move || !matches!(local_mode.get(), LocalMode::Off | LocalMode::Failed(_))
+                on:change=move |e| switch(event_target_checked(&e)) />
+            " Answer in this browser (works with the companion stopped)"
+        </label>
+        <small id="local-status" class="note" data-ready=move || matches!(local_mode.get(), LocalMode::Ready(_)).to_string()>
+            {move || match local_mode.get() {
+                LocalMode::Off => String::new(),
+                LocalMode::Loading => "Loading the student and the library's vectors…".into(),
+                LocalMode::Ready(s) => s,
+                LocalMode::Failed(e) => format!("Not available: {e}"),
+            }}
+        </small>
     }
 }
 

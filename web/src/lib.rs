@@ -10,6 +10,7 @@ mod gpu;
 mod latest;
 mod map;
 mod models;
+mod student;
 mod text_model;
 
 use wasm_bindgen::prelude::wasm_bindgen;

@@ -97,7 +97,8 @@ pub struct ModelBytes {
 }
 
 impl ModelBytes {
-    fn get(&self, name: &str) -> Result<&[u8], String> {
+    /// The file called `name`.
+    pub fn get(&self, name: &str) -> Result<&[u8], String> {
         self.files.get(name).map(Vec::as_slice).ok_or_else(|| format!("the server did not list {name}"))
     }
 
@@ -112,15 +113,14 @@ impl ModelBytes {
     }
 }
 
-/// Downloads (or reads from the cache) every file the companion lists for MiniLM.
-pub async fn download_minilm(mut progress: impl FnMut(usize, usize)) -> Result<ModelBytes, String> {
-    let manifest_text = JsFuture::from(fetch("/api/models/minilm").await?.text().map_err(|e| js_err("manifest", e))?)
+/// Downloads (or reads from the cache) every file the companion lists at `manifest_url`.
+pub async fn download(manifest_url: &str, mut progress: impl FnMut(usize, usize)) -> Result<ModelBytes, String> {
+    let manifest_text = JsFuture::from(fetch(manifest_url).await?.text().map_err(|e| js_err("manifest", e))?)
         .await
         .map_err(|e| js_err("manifest", e))?
         .as_string()
         .unwrap_or_default();
-    let manifest: ModelManifest =
-        serde_json::from_str(&manifest_text).map_err(|e| format!("/api/models/minilm: {e}"))?;
+    let manifest: ModelManifest = serde_json::from_str(&manifest_text).map_err(|e| format!("{manifest_url}: {e}"))?;
     let cache = open_cache().await;
     let mut files = HashMap::new();
     let mut all_cached = true;
@@ -132,6 +132,31 @@ pub async fn download_minilm(mut progress: impl FnMut(usize, usize)) -> Result<M
     }
     let total_bytes = manifest.files.iter().map(|f| f.bytes).sum();
     Ok(ModelBytes { files, source: if all_cached { Source::Cache } else { Source::Network }, total_bytes })
+}
+
+/// Downloads (or reads from the cache) the MiniLM files.
+pub async fn download_minilm(progress: impl FnMut(usize, usize)) -> Result<ModelBytes, String> {
+    download("/api/models/minilm", progress).await
+}
+
+/// Fetches `url` and keeps a copy in the cache; when the companion cannot be reached, answers
+/// from that copy (the library's vectors, so queries work with the companion stopped).
+pub async fn fetch_or_cached(url: &str) -> Result<(Vec<u8>, Source), String> {
+    let cache = open_cache().await;
+    match fetch(url).await {
+        Ok(response) => {
+            if let (Some(cache), Ok(copy)) = (cache.as_ref(), response.clone()) {
+                let _ = JsFuture::from(cache.put_with_str(url, &copy)).await;
+            }
+            Ok((bytes_of(response, url).await?, Source::Network))
+        }
+        Err(e) => {
+            let cache = cache.ok_or(e.clone())?;
+            let hit = JsFuture::from(cache.match_with_str(url)).await.map_err(|_| e.clone())?;
+            let response: Response = hit.dyn_into().map_err(|_| e)?;
+            Ok((bytes_of(response, url).await?, Source::Cache))
+        }
+    }
 }
 
 /// The encoders built so far; each engine is built on first use.
@@ -156,15 +181,21 @@ fn model_bytes() -> Result<Rc<ModelBytes>, String> {
     ENCODERS.with_borrow(|e| e.bytes.clone()).ok_or_else(|| "the model is not downloaded yet".to_string())
 }
 
-async fn gpu_encoder() -> Result<Rc<MiniLm<Wgpu<f32>>>, String> {
-    if let Some(model) = ENCODERS.with_borrow(|e| e.gpu.clone()) {
-        return Ok(model);
-    }
+/// The WebGPU device, set up on first use (MiniLM and the student share it).
+pub async fn gpu_device() -> WgpuDevice {
     let device = WgpuDevice::default();
     if !ENCODERS.with_borrow(|e| e.gpu_initialised) {
         init_setup_async::<WebGpu>(&device, RuntimeOptions::default()).await;
         ENCODERS.with_borrow_mut(|e| e.gpu_initialised = true);
     }
+    device
+}
+
+async fn gpu_encoder() -> Result<Rc<MiniLm<Wgpu<f32>>>, String> {
+    if let Some(model) = ENCODERS.with_borrow(|e| e.gpu.clone()) {
+        return Ok(model);
+    }
+    let device = gpu_device().await;
     let bytes = model_bytes()?;
     let model = Rc::new(MiniLm::from_files(bytes.as_files()?, &device).map_err(|e| e.to_string())?);
     ENCODERS.with_borrow_mut(|e| e.gpu = Some(model.clone()));

@@ -87,6 +87,8 @@ fn run_explorer(binary: PathBuf, bench: bool) -> Result<()> {
     step(&format!("headless Chromium: the explorer against {}", companion.url));
     let mut script = command("node");
     script.arg("tests/browser/explorer.mjs").arg(&companion.url).arg(&artifacts).arg(library.join("data.jsonl"));
+    // The last checks stop the companion: image queries must still be answered in the page.
+    script.env("RELSIM_COMPANION_PID", companion.child.id().to_string());
     if bench {
         script.arg("--bench");
     }

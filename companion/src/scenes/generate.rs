@@ -149,6 +149,25 @@ impl SceneSpec {
     }
 }
 
+/// The scenes of `split` among the first `blocks` blocks (ten per relation) of `seed`, drawn in
+/// memory at `size` pixels (no files): fresh evaluation sets for tests.
+pub fn sample_split(seed: u64, blocks: usize, split: Split, size: u32) -> (Vec<RgbImage>, Vec<Record>) {
+    let mut images = Vec::new();
+    let mut records = Vec::new();
+    for index in (0..blocks * 10 * Relation::ALL.len()).filter(|i| SceneSpec::sample(seed, *i).0.split == split) {
+        let (spec, mut rng) = SceneSpec::sample(seed, index);
+        images.push(render(&spec, &mut rng, size));
+        records.push(Record {
+            image_hash: index.to_string(),
+            caption: spec.caption.to_string(),
+            relation: spec.relation.name().to_string(),
+            split: spec.split,
+            attributes: spec.attributes(),
+        });
+    }
+    (images, records)
+}
+
 /// Draws a scene `size` pixels square.
 pub fn render(spec: &SceneSpec, rng: &mut ChaCha8Rng, size: u32) -> RgbImage {
     let mut canvas = Canvas::new(size);

@@ -55,6 +55,10 @@ pub struct ApiState {
     pub captions: Arc<RwLock<CaptionBank>>,
     pub minilm: Arc<ModelManifest>,
     pub uploads: Arc<Uploads>,
+    /// The browser's student encoder, when one fits the library's model.
+    pub student: Option<Arc<ModelManifest>>,
+    /// The library's relational model (see [`crate::encoders::model_id`]).
+    pub model_id: String,
 }
 
 /// The embeddings of the last few uploaded query images, by content hash: changing the weight,
@@ -449,6 +453,31 @@ pub async fn minilm_manifest(State(state): State<ApiState>) -> Json<ModelManifes
     Json((*state.minilm).clone())
 }
 
+/// The student encoder the browser answers image queries with (404 when none fits the library's model).
+#[utoipa::path(get, path = "/api/models/student", responses((status = 200, body = ModelManifest), (status = 404, body = relsim_shared::protocol::ApiError)))]
+pub async fn student_manifest(State(state): State<ApiState>) -> ApiResult<ModelManifest> {
+    match &state.student {
+        Some(manifest) => Ok(Json((**manifest).clone())),
+        None => Err(Failure::not_found("no browser student fits this library's model: make one with `relsim distill` and pass --student")),
+    }
+}
+
+/// Every library image's relational vector, for answering queries in the browser: a binary body
+/// (little-endian u32 header length, JSON header with model id, dim and ids, then f32 rows).
+#[utoipa::path(get, path = "/api/library/vectors", responses((status = 200, description = "the vectors", content_type = "application/octet-stream")))]
+pub async fn library_vectors(State(state): State<ApiState>) -> Result<Response, Failure> {
+    let catalog = state.library.catalog();
+    let model_id = state.model_id.clone();
+    let body = blocking(move || {
+        let dim = catalog.relational_dim;
+        let header = relsim_shared::protocol::VectorsHeader { model_id, dim, ids: catalog.items.iter().map(|i| i.id.clone()).collect() };
+        let rows: Vec<f32> = (0..catalog.items.len()).flat_map(|r| catalog.relational(r).to_vec()).collect();
+        Ok(relsim_shared::protocol::encode_vectors(&header, &rows))
+    })
+    .await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "no-store")], body).into_response())
+}
+
 /// Liveness and version (no token needed).
 #[utoipa::path(get, path = "/api/health", responses((status = 200, description = "status and version")))]
 pub async fn health() -> Json<serde_json::Value> {
@@ -459,7 +488,7 @@ pub async fn health() -> Json<serde_json::Value> {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "relsim companion", description = "Relational image search over a local library. Every call but /api/health needs the session token (cookie `relsim_token`, header `X-Relsim-Token` or `Authorization: Bearer`)."),
-    paths(health, library, start_index, cancel_index, index_events, thumbnail, original, search, search_image, explain, captions, add_caption, suggest, minilm_manifest, openapi_json)
+    paths(health, library, start_index, cancel_index, index_events, thumbnail, original, search, search_image, explain, captions, add_caption, suggest, minilm_manifest, student_manifest, library_vectors, openapi_json)
 )]
 pub struct ApiDoc;
 

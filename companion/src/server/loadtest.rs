@@ -48,6 +48,7 @@ pub fn run(test: LoadTest) -> anyhow::Result<()> {
         model: "lite".into(),
         encoder: test.encoder.clone(),
         index_on_start: true,
+        student_dir: crate::paths::default_student_dir(),
     };
     let loaded = load(&config)?;
     let library = loaded.state.library.clone();

@@ -43,6 +43,31 @@ pub struct ServerConfig {
     pub encoder: EncoderOptions,
     /// Index the folders when the server starts.
     pub index_on_start: bool,
+    /// The browser's student encoder (`relsim distill`).
+    pub student_dir: PathBuf,
+}
+
+/// The files of the student in `dir`, when there is one distilled from the model `model_id`
+/// (another teacher's student would put queries where the index has nothing).
+fn student_manifest(dir: &Path, model_id: &str) -> Option<ModelManifest> {
+    let teacher = dir.join("teacher.json");
+    let info: crate::distill::TeacherInfo = match std::fs::read(&teacher).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice(&b)?)) {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::info!("no browser student ({}: {e}); image queries go through the companion", teacher.display());
+            return None;
+        }
+    };
+    if info.model_id != model_id {
+        tracing::warn!("the student in {} was distilled from {}, the library uses {model_id}: not served", dir.display(), info.model_id);
+        return None;
+    }
+    let mut files = Vec::new();
+    for name in ["config.json", "model.safetensors", "teacher.json"] {
+        let bytes = std::fs::metadata(dir.join(name)).ok()?.len();
+        files.push(ModelFile { name: name.into(), bytes });
+    }
+    Some(ModelManifest { name: "relsim-student".into(), base_url: "/models/student/".into(), files })
 }
 
 /// Lists the MiniLM files the browser should fetch, failing with a hint when one is missing.
@@ -71,13 +96,15 @@ pub fn load(config: &ServerConfig) -> anyhow::Result<Loaded> {
         .with_context(|| format!("loading MiniLM from {}", config.minilm_dir.display()))?;
     let text = Arc::new(api::TextEncoder::new(text));
     let (roots, encoder, store) = crate::library::open(&config.libraries, &config.data_dir, &config.model, &config.encoder)?;
+    let model_id = crate::encoders::model_id(&config.model, &config.encoder)?;
+    let student = student_manifest(&config.student_dir, &model_id).map(Arc::new);
     let encoder = SharedEncoder(Arc::new(Mutex::new(encoder)));
     let library = LibraryService::new(roots, config.data_dir.join("thumbnails"), store, encoder.clone());
     let captions = {
         let text = text.clone();
         CaptionBank::load(&config.data_dir.join("captions.json"), &move |texts| text.embed_many(texts))?
     };
-    Ok(Loaded { state: ApiState { library, encoder, text, captions: Arc::new(RwLock::new(captions)), minilm: Arc::new(manifest), uploads: Default::default() } })
+    Ok(Loaded { state: ApiState { library, encoder, text, captions: Arc::new(RwLock::new(captions)), minilm: Arc::new(manifest), uploads: Default::default(), student, model_id } })
 }
 
 /// Builds the router: the API, the static files, and the guard in front of everything.
@@ -90,6 +117,8 @@ pub fn app(config: &ServerConfig, state: ApiState, guard: guard::Guard) -> Route
         .route("/api/health", get(api::health))
         .route("/api/openapi.json", get(api::openapi_json))
         .route("/api/models/minilm", get(api::minilm_manifest))
+        .route("/api/models/student", get(api::student_manifest))
+        .route("/api/library/vectors", get(api::library_vectors))
         .route("/api/library", get(api::library))
         .route("/api/library/index", post(api::start_index))
         .route("/api/library/cancel", post(api::cancel_index))
@@ -106,6 +135,7 @@ pub fn app(config: &ServerConfig, state: ApiState, guard: guard::Guard) -> Route
         .layer(DefaultBodyLimit::max(api::MAX_UPLOAD_BYTES))
         .with_state(state);
     api.nest_service("/models/minilm", ServeDir::new(&config.minilm_dir))
+        .nest_service("/models/student", ServeDir::new(&config.student_dir))
         .nest_service("/pkg", ServeDir::new(&config.pkg_dir))
         .fallback_service(ServeDir::new(&config.public_dir).fallback(index))
         .layer(axum::middleware::from_fn_with_state(Arc::new(guard), guard::guard))
@@ -182,3 +212,21 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
 
 /// How long shutdown waits for open requests.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_student_is_served_only_for_its_teachers_vectors() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(student_manifest(dir.path(), "lite-1").is_none(), "no student at all");
+        std::fs::write(dir.path().join("teacher.json"), r#"{"model": "lite", "model_id": "lite-1"}"#).unwrap();
+        assert!(student_manifest(dir.path(), "lite-1").is_none(), "weights missing");
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("model.safetensors"), [0u8; 10]).unwrap();
+        let manifest = student_manifest(dir.path(), "lite-1").unwrap();
+        assert_eq!(manifest.files.iter().map(|f| (f.name.as_str(), f.bytes)).collect::<Vec<_>>(), [("config.json", 2), ("model.safetensors", 10), ("teacher.json", 39)]);
+        assert!(student_manifest(dir.path(), "qwen-2").is_none(), "another model's index");
+    }
+}

@@ -157,7 +157,7 @@ pub trait TrainObserver {
 impl TrainObserver for () {}
 
 /// Set by Ctrl-C; the loop saves a checkpoint and stops at the next step boundary.
-fn interrupt_flag() -> Arc<AtomicBool> {
+pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
     static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
     FLAG.get_or_init(|| {
         let flag = Arc::new(AtomicBool::new(false));

@@ -4,3 +4,6 @@ pub mod attribute;
 pub mod lite;
 pub mod preprocess;
 pub mod resample;
+
+/// The image type every function here takes (re-exported so the browser app needs no `image` dependency of its own).
+pub use image::RgbImage;
