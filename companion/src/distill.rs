@@ -139,8 +139,12 @@ pub fn distill(options: &DistillOptions, out: &Path, observer: &mut dyn DistillO
     // one colour view (six times less work per query).
     let (config, mut student) = match (&options.student, options.teacher.as_str()) {
         (Some(config), _) => {
+            // A fresh student's vectors must live in the teacher's space: its size is the teacher's.
+            let probe = teacher.embed_batch(&[image::RgbImage::new(32, 32)])?;
+            let config = config.clone().with_out_dim(probe[0].len());
             config.validate("the student options")?;
-            (config.clone(), config.init::<Train>(&device))
+            let student = config.init::<Train>(&device);
+            (config, student)
         }
         (None, "lite") => {
             let (mut config, model) = crate::train::load_lite::<Train>(&options.encoder.lite, &device)?;

@@ -69,8 +69,28 @@ fn distill_writes_a_student_its_teacher_and_a_report() {
     assert_eq!(loaded.size, 16);
     // The teacher's vectors are cached for the next run.
     assert!(std::fs::read_dir(&out).unwrap().filter_map(|e| e.ok()).any(|e| e.file_name().to_string_lossy().starts_with("teacher-lite-")));
-    // A student whose vectors cannot sit in the teacher's space is refused with a reason.
-    let narrow = DistillOptions { student: Some(tiny.with_out_dim(32)), ..options };
-    let err = distill(&narrow, &dir.path().join("narrow"), &mut ()).unwrap_err().to_string();
-    assert!(err.contains("out_dim"), "{err}");
+    // A fresh student's vectors take the teacher's size, whatever its shape said.
+    let narrow = DistillOptions { student: Some(tiny.clone().with_out_dim(32)), steps: 1, ..options.clone() };
+    distill(&narrow, &dir.path().join("narrow"), &mut ()).unwrap();
+    let narrow = LiteEncoder::<burn::backend::NdArray<f32>>::load(&dir.path().join("narrow/model"), &Default::default()).unwrap();
+    assert_eq!(narrow.embed_batch(&[image::RgbImage::new(20, 20)]).unwrap()[0].len(), 384);
+
+    // The Qwen relsim encoder as the teacher (the tiny test checkpoint).
+    let q = workspace().join("tests/fixtures/qwen");
+    let mut qwen = EncoderOptions::lite(workspace().join("assets/relsim-lite"));
+    qwen.base = Some(q.join("tiny_b"));
+    qwen.adapter = Some(q.join("tiny_b/adapter"));
+    qwen.tokenizer = Some(q.join("tokenizer/tokenizer.json.gz"));
+    let from_qwen = DistillOptions { teacher: "qwen".into(), encoder: qwen.clone(), steps: 2, ..options };
+    let out = dir.path().join("qwen-student");
+    let report = distill(&from_qwen, &out, &mut ()).unwrap();
+    assert_eq!(report.steps, 2);
+    let info: TeacherInfo = serde_json::from_slice(&std::fs::read(out.join("model/teacher.json")).unwrap()).unwrap();
+    assert_eq!((info.model.as_str(), info.model_id), ("qwen", model_id("qwen", &qwen).unwrap()));
+    let teacher_dim = by_name("qwen", &qwen).unwrap().embed_batch(&[image::RgbImage::new(28, 28)]).unwrap()[0].len();
+    let student = LiteEncoder::<burn::backend::NdArray<f32>>::load(&out.join("model"), &Default::default()).unwrap();
+    assert_eq!(student.embed_batch(&[image::RgbImage::new(20, 20)]).unwrap()[0].len(), teacher_dim);
+    // Without a shape there is nothing to start a Qwen student from.
+    let shapeless = DistillOptions { student: None, ..from_qwen };
+    assert!(distill(&shapeless, &dir.path().join("none"), &mut ()).unwrap_err().to_string().contains("needs its shape"));
 }
