@@ -5,8 +5,13 @@ use relsim_shared::protocol::{ApiError, ExplainRequest, ExplainResponse, Library
 use serde::de::DeserializeOwned;
 
 /// The companion's message for a failed call, or what went wrong on the way.
+/// Said when the companion cannot be reached at all.
+fn unreachable(url: &str, e: gloo::net::Error) -> String {
+    format!("The companion cannot be reached ({url}: {e}): is `relsim serve` running? Image queries can still be answered in this browser.")
+}
+
 async fn read<T: DeserializeOwned>(url: &str, response: Result<Response, gloo::net::Error>) -> Result<T, String> {
-    let response = response.map_err(|e| format!("{url}: {e}"))?;
+    let response = response.map_err(|e| unreachable(url, e))?;
     if !response.ok() {
         let status = response.status();
         return Err(match response.json::<ApiError>().await {
@@ -30,7 +35,7 @@ pub async fn post<B: serde::Serialize, T: DeserializeOwned>(url: &str, body: &B)
 
 /// POSTs without a body (starting or cancelling indexing); the answer is not needed.
 pub async fn post_empty(url: &str) -> Result<(), String> {
-    let response = Request::post(url).send().await.map_err(|e| format!("{url}: {e}"))?;
+    let response = Request::post(url).send().await.map_err(|e| unreachable(url, e))?;
     if response.ok() || response.status() == 409 {
         Ok(())
     } else {

@@ -98,6 +98,9 @@ pub fn App() -> impl IntoView {
     provide_context(state);
     provide_context(TextModel::start());
     follow_progress(state.progress, state.library_version);
+    if crate::student::remembered() {
+        crate::student::switch(state.local_mode, true);
+    }
 
     let previous = StoredValue::new(state.url.get_untracked());
     Effect::new(move |_| {

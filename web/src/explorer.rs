@@ -520,27 +520,7 @@ fn ResultColumn(id: &'static str, title: &'static str, note: &'static str, resul
 #[component]
 fn LocalToggle() -> impl IntoView {
     let Results { local_mode, .. } = expect_context::<Results>();
-    let switch = move |on: bool| {
-        if !on {
-            local_mode.set(LocalMode::Off);
-            return;
-        }
-        local_mode.set(LocalMode::Loading);
-        spawn_local(async move {
-            match student::load().await {
-                Ok(loaded) => {
-                    let from = match loaded.vectors_from {
-                        crate::models::Source::Network => "from the companion",
-                        crate::models::Source::Cache => "from the browser cache",
-                    };
-                    if local_mode.get_untracked() == LocalMode::Loading {
-                        local_mode.set(LocalMode::Ready(format!("Ready: {} images' vectors ({from}), student {:.1} MB.", loaded.images, loaded.weights_bytes as f64 / 1e6)));
-                    }
-                }
-                Err(e) => local_mode.set(LocalMode::Failed(e)),
-            }
-        });
-    };
+    let switch = move |on: bool| student::switch(local_mode, on);
     view! {
         <label class="local">
             <input id="local-mode" type="checkbox" prop:checked=move || !matches!(local_mode.get(), LocalMode::Off | LocalMode::Failed(_))
@@ -573,6 +553,7 @@ fn LibraryGrid() -> impl IntoView {
         spawn_local(async move {
             match api::library(offset, PAGE).await {
                 Ok(page) => {
+                    error.set(None);
                     total.set(page.total);
                     folders.set(page.folders);
                     if offset == 0 {
@@ -638,7 +619,7 @@ fn LibraryGrid() -> impl IntoView {
             <Show when=move || error.get().is_some()>
                 <p class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
             </Show>
-            <Show when=move || total.get() == 0 && !running()>
+            <Show when=move || total.get() == 0 && !running() && error.with(Option::is_none)>
                 <p class="hint">{move || if folders.with(Vec::is_empty) { "No library folder: start the companion with --library DIR.".to_string() } else { format!("No images indexed yet in {}.", folders.get().join(", ")) }}</p>
             </Show>
             <ul class="grid">

@@ -28,6 +28,46 @@ pub enum LocalMode {
     Failed(String),
 }
 
+/// Where the page remembers that the user answers image queries here (so a reload with the
+/// companion stopped goes on doing so).
+const REMEMBER_KEY: &str = "relsim-answer-here";
+
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// Whether the user had image queries answered here last time.
+pub fn remembered() -> bool {
+    storage().and_then(|s| s.get_item(REMEMBER_KEY).ok().flatten()).is_some()
+}
+
+/// Turns answering here on (loading the student and the vectors) or off, and remembers the choice.
+pub fn switch(mode: leptos::prelude::RwSignal<LocalMode>, on: bool) {
+    use leptos::prelude::*;
+    if let Some(s) = storage() {
+        let _ = if on { s.set_item(REMEMBER_KEY, "1") } else { s.remove_item(REMEMBER_KEY) };
+    }
+    if !on {
+        mode.set(LocalMode::Off);
+        return;
+    }
+    mode.set(LocalMode::Loading);
+    leptos::task::spawn_local(async move {
+        match load().await {
+            Ok(loaded) => {
+                let from = match loaded.vectors_from {
+                    Source::Network => "from the companion",
+                    Source::Cache => "from the browser cache",
+                };
+                if mode.get_untracked() == LocalMode::Loading {
+                    mode.set(LocalMode::Ready(format!("Ready: {} images' vectors ({from}), student {:.1} MB.", loaded.images, loaded.weights_bytes as f64 / 1e6)));
+                }
+            }
+            Err(e) => mode.set(LocalMode::Failed(e)),
+        }
+    });
+}
+
 /// What was loaded, for the status line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Loaded {

@@ -84,7 +84,7 @@ impl Guard {
 
 /// Paths any client may fetch without the token: nothing in them is private.
 fn public(path: &str) -> bool {
-    path == "/api/health" || path == "/favicon.svg"
+    path == "/api/health" || path == "/favicon.svg" || path == "/sw.js"
 }
 
 /// The middleware: refuses foreign hosts and origins, then requires the token.
