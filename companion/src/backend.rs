@@ -1,9 +1,7 @@
 //! Choosing the burn backend at run time; every model function is generic over it.
 
-use clap::ValueEnum;
-
 /// The compute backends this binary was built with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
     /// CPU (burn-ndarray); always available.
     Ndarray,
@@ -14,7 +12,7 @@ pub enum BackendKind {
 }
 
 /// The float type a model's weights and activations use on the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
     /// 32-bit floats (every backend).
     #[default]

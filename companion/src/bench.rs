@@ -8,6 +8,7 @@ use relsim_shared::text::minilm::MiniLm;
 use serde::Deserialize;
 
 use crate::backend::{with_backend, BackendKind};
+use crate::stats::percentile;
 
 #[derive(Deserialize)]
 struct Reference {
@@ -217,7 +218,7 @@ pub fn bench_relational(data: &Path, split: crate::scenes::Split, encoders: &[St
     println!("relational retrieval: {} split of {}, {} images, {} relations", split.name(), data.display(), records.len(), relations.len());
     print!("{}", crate::scenes::bench::table(&rows));
     let doc = serde_json::json!({ "data": data.display().to_string(), "split": split.name(), "images": records.len(), "relations": relations.len(), "results": report });
-    crate::scenes::generate::write_atomically(json, &serde_json::to_vec_pretty(&doc)?)?;
+    crate::files::write_atomically(json, &serde_json::to_vec_pretty(&doc)?)?;
     println!("report: {}", json.display());
     Ok(())
 }
@@ -415,11 +416,3 @@ pub fn bench_search(count: usize, dim: usize, queries: usize, k: usize, dir: &Pa
     Ok(())
 }
 
-/// The `p` quantile (0 to 1, nearest rank) of `values`, sorting them; NaN when there are none.
-pub(crate) fn percentile(values: &mut [f64], p: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    values[((values.len() - 1) as f64 * p).round() as usize]
-}

@@ -17,22 +17,16 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use relsim_shared::image::lite::{pixel_batch, LiteConfig, RelsimLite};
+use relsim_shared::protocol::TeacherInfo;
 use relsim_shared::vectors::dot;
 use serde::{Deserialize, Serialize};
 
 use crate::encoders::{self, EncoderOptions, ImageEncoder, LiteEncoder};
-use crate::scenes::generate::{write_atomically, Split};
+use crate::files::write_atomically;
+use crate::scenes::generate::Split;
 use crate::train::data::{batch_indices, SceneSplit};
-use crate::train::{export_lite, Augment, Inner, Train};
-
-/// Which teacher's space a student was trained for; saved beside its weights as `teacher.json`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TeacherInfo {
-    /// `lite` or `qwen`.
-    pub model: String,
-    /// The teacher's [`encoders::model_id`]: the index vectors the student's queries fit.
-    pub model_id: String,
-}
+use crate::lite::export_lite;
+use crate::train::{Augment, Inner, Train};
 
 /// Everything that defines a distillation run.
 #[derive(Debug, Clone)]
@@ -147,7 +141,7 @@ pub fn distill(options: &DistillOptions, out: &Path, observer: &mut dyn DistillO
             (config, student)
         }
         (None, "lite") => {
-            let (mut config, model) = crate::train::load_lite::<Train>(&options.encoder.lite, &device)?;
+            let (mut config, model) = crate::lite::load_lite::<Train>(&options.encoder.lite, &device)?;
             config.colour_views = false;
             (config, model)
         }

@@ -43,44 +43,34 @@ impl ImageEncoder for AttributeBaseline {
 /// The names of the built-in attribute baselines, in report order.
 pub const BASELINES: [&str; 3] = ["pixels", "colour-histogram", "hog"];
 
-/// Where a model-backed encoder finds its files.
-#[derive(Debug, Clone, clap::Args)]
+/// Where a model-backed encoder finds its files, and how it runs.
+#[derive(Debug, Clone)]
 pub struct EncoderOptions {
     /// For `lite`: the relsim-lite folder (config.json, model.safetensors).
-    #[arg(long, env = "RELSIM_LITE_DIR", default_value_os_t = crate::paths::default_lite_dir())]
     pub lite: PathBuf,
     /// For `qwen`: the Qwen2.5-VL folder.
-    #[arg(long, env = "RELSIM_QWEN_BASE")]
     pub base: Option<PathBuf>,
     /// For `qwen`: the relsim adapter folder.
-    #[arg(long, env = "RELSIM_QWEN_ADAPTER")]
     pub adapter: Option<PathBuf>,
     /// For `qwen`: tokenizer file, if not BASE/tokenizer.json.
-    #[arg(long)]
     pub tokenizer: Option<PathBuf>,
     /// For `qwen`: native (own size) or train (448x448 centre square) preprocessing.
-    #[arg(long, value_enum, default_value_t = crate::cli::Preprocess::Native)]
-    pub preprocess: crate::cli::Preprocess,
+    pub preprocess: PreprocessMode,
     /// Compute backend for model-backed encoders.
-    #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
     pub backend: BackendKind,
     /// For `qwen`: float type of weights and activations on the device (f16/bf16 on CUDA).
-    #[arg(long, value_enum, default_value_t = Precision::F32)]
     pub precision: Precision,
 }
 
 impl EncoderOptions {
     /// relsim-lite from `dir` on the CPU: what a command without encoder flags uses.
     pub fn lite(dir: PathBuf) -> Self {
-        EncoderOptions {
-            lite: dir,
-            base: None,
-            adapter: None,
-            tokenizer: None,
-            preprocess: crate::cli::Preprocess::Native,
-            backend: BackendKind::Ndarray,
-            precision: Precision::F32,
-        }
+        EncoderOptions { lite: dir, base: None, adapter: None, tokenizer: None, preprocess: PreprocessMode::Native, backend: BackendKind::Ndarray, precision: Precision::F32 }
+    }
+
+    /// The Qwen relsim encoder of `base` with `adapter`, at each image's own size on the CPU.
+    pub fn qwen(base: PathBuf, adapter: PathBuf, tokenizer: Option<PathBuf>) -> Self {
+        EncoderOptions { base: Some(base), adapter: Some(adapter), tokenizer, ..Self::lite(crate::paths::default_lite_dir()) }
     }
 }
 
@@ -116,7 +106,7 @@ pub struct LiteEncoder<B: burn::tensor::backend::Backend> {
 impl<B: burn::tensor::backend::Backend> LiteEncoder<B> {
     /// Loads the model in `dir` (config.json, model.safetensors).
     pub fn load(dir: &std::path::Path, device: &B::Device) -> anyhow::Result<Self> {
-        let (config, model) = crate::train::load_lite::<B>(dir, device)?;
+        let (config, model) = crate::lite::load_lite::<B>(dir, device)?;
         Ok(LiteEncoder { model, size: config.image_size, device: device.clone(), colour_views: config.colour_views })
     }
 }
@@ -183,7 +173,7 @@ pub fn by_name(name: &str, options: &EncoderOptions) -> anyhow::Result<Box<dyn I
                 anyhow::bail!("encoder `qwen` needs --base and --adapter (or RELSIM_QWEN_BASE and RELSIM_QWEN_ADAPTER)");
             };
             let files = EncoderFiles { base: base.clone(), adapter: adapter.clone(), tokenizer: options.tokenizer.clone(), image_config: None };
-            let mode = options.preprocess.into();
+            let mode = options.preprocess;
             with_float_backend!(options.backend, options.precision, |device: B| {
                 Box::new(QwenEncoder::<B> { encoder: RelsimEncoder::load(&files, &device)?, mode }) as Box<dyn ImageEncoder>
             })

@@ -78,7 +78,7 @@ impl CaptionBank {
         anyhow::ensure!(self.user.len() < MAX_USER_CAPTIONS, "the caption bank is full ({MAX_USER_CAPTIONS} user captions)");
         let mut user = self.user.clone();
         user.push(caption.to_string());
-        crate::scenes::generate::write_atomically(&self.file, &serde_json::to_vec_pretty(&user)?)?;
+        crate::files::write_atomically(&self.file, &serde_json::to_vec_pretty(&user)?)?;
         self.user = user;
         self.texts.push(caption.to_string());
         self.vectors.push(vector);

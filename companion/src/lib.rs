@@ -1,15 +1,33 @@
 //! relsim-companion: the native side of relsim — encoders, CLI and the local server.
+//!
+//! Modules stand on floors and import only from their own floor or below (ARCHITECTURE.md;
+//! `tests/floors.rs` checks it):
+//! 1. models: [`backend`], [`weights`], [`qwen`] (the Qwen2.5-VL relsim model), relsim-lite's files ([`lite`]);
+//! 2. encoders: [`encoders`] (every image encoder by name);
+//! 3. data: [`scenes`], [`library`], [`explain`] (the caption bank);
+//! 4. jobs: [`train`], [`distill`], [`bench`];
+//! 5. surfaces: [`cli`], [`server`].
+//!
+//! Helpers every floor may use: [`files`], [`stats`], [`paths`].
+
+pub mod files;
+pub mod paths;
+pub mod stats;
 
 pub mod backend;
-pub mod bench;
-pub mod cli;
-pub mod distill;
+pub mod lite;
+pub mod qwen;
+pub mod weights;
+
 pub mod encoders;
+
 pub mod explain;
 pub mod library;
-pub mod paths;
-pub mod qwen;
 pub mod scenes;
-pub mod server;
+
+pub mod bench;
+pub mod distill;
 pub mod train;
-pub mod weights;
+
+pub mod cli;
+pub mod server;

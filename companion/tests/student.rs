@@ -5,7 +5,8 @@
 
 use std::path::PathBuf;
 
-use relsim_companion::distill::{compare, TeacherInfo};
+use relsim_companion::distill::compare;
+use relsim_shared::protocol::TeacherInfo;
 use relsim_companion::encoders::{by_name, model_id, EncoderOptions, ImageEncoder, LiteEncoder};
 use relsim_companion::scenes::generate::{sample_split, Split};
 use relsim_companion::scenes::Relation;

@@ -37,8 +37,7 @@ pub enum Query {
     Idea(String),
 }
 
-/// Relational weight when the URL does not say.
-pub const DEFAULT_WEIGHT: f32 = 0.7;
+pub use crate::protocol::DEFAULT_WEIGHT;
 
 /// Everything the URL holds: reloading or sharing the address restores the page.
 #[derive(Debug, Clone, PartialEq)]

@@ -22,6 +22,24 @@ pub struct ModelManifest {
     pub files: Vec<ModelFile>,
 }
 
+/// Relational share of the combined score (the rest is the attribute score) when a search, or
+/// the page's address, does not say.
+pub const DEFAULT_WEIGHT: f32 = 0.7;
+
+/// Query images with more pixels than this are refused, by the companion and by the page
+/// (decompression bombs).
+pub const MAX_QUERY_PIXELS: u64 = 50_000_000;
+
+/// Which teacher's space a distilled student was trained for: its `teacher.json`, read by the
+/// companion (serve it only for that teacher's index) and by the browser (check the vectors).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TeacherInfo {
+    /// `lite` or `qwen`.
+    pub model: String,
+    /// The teacher's model id: the index vectors the student's queries fit.
+    pub model_id: String,
+}
+
 /// An API error: every handler answers failures with this body and a matching status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -10,7 +10,8 @@ use relsim_shared::protocol::ExplainResponse;
 use wasm_bindgen::JsCast;
 
 use crate::api;
-use crate::app::AppState;
+use crate::keys;
+use crate::state::AppState;
 
 fn original(id: &str) -> String {
     format!("/api/images/{id}/file")
@@ -66,10 +67,9 @@ pub fn Classroom() -> impl IntoView {
         }
     };
     let keys = window_event_listener(ev::keydown, move |e: ev::KeyboardEvent| {
-        let tag = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok()).map(|t| t.tag_name()).unwrap_or_default();
         // Typing stays typing; Space and Enter on a focused button press that button.
-        let pressing = tag == "BUTTON" && matches!(e.key().as_str(), " " | "Enter");
-        if matches!(tag.as_str(), "INPUT" | "TEXTAREA") || pressing || e.alt_key() || e.ctrl_key() || e.meta_key() {
+        let pressing = keys::target_tag(&e) == "BUTTON" && matches!(e.key().as_str(), " " | "Enter");
+        if keys::typing_target(&e) || pressing || e.alt_key() || e.ctrl_key() || e.meta_key() {
             return;
         }
         match e.key().as_str() {

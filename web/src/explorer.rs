@@ -10,7 +10,8 @@ use relsim_shared::protocol::{LibraryImage, MapPoint, SearchHit, SearchQuery, Se
 use wasm_bindgen::JsCast;
 
 use crate::api;
-use crate::app::AppState;
+use crate::keys;
+use crate::state::AppState;
 use crate::latest::Latest;
 use crate::map::SimilarityMap;
 use crate::models::Engine;
@@ -208,8 +209,7 @@ pub fn Explorer() -> impl IntoView {
     });
     // "/" jumps to the idea box.
     let slash = window_event_listener(ev::keydown, move |e: ev::KeyboardEvent| {
-        let typing = e.target().and_then(|t| t.dyn_into::<web_sys::HtmlElement>().ok()).is_some_and(|t| matches!(t.tag_name().as_str(), "INPUT" | "TEXTAREA"));
-        if e.key() == "/" && !typing {
+        if e.key() == "/" && !keys::typing_target(&e) {
             if let Some(input) = document().get_element_by_id("idea").and_then(|el| el.dyn_into::<web_sys::HtmlElement>().ok()) {
                 e.prevent_default();
                 let _ = input.focus();

@@ -7,9 +7,11 @@ mod classroom;
 mod encoder_panel;
 mod explorer;
 mod gpu;
+mod keys;
 mod latest;
 mod map;
 mod models;
+mod state;
 mod student;
 mod text_model;
 

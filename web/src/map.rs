@@ -10,7 +10,7 @@ use relsim_shared::protocol::MapPoint;
 use wasm_bindgen::{Clamped, JsCast};
 
 use crate::api;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::text_model::now_ms;
 
 /// Plot padding (CSS pixels), so edge points are not cut.

@@ -9,14 +9,12 @@ use burn::backend::ndarray::{NdArray, NdArrayDevice};
 use burn::backend::Wgpu;
 use burn::tensor::backend::Backend;
 use relsim_shared::image::lite::{pixel_batch, pixels, LiteConfig, RelsimLite};
-use relsim_shared::protocol::{decode_vectors, LibraryImage, MapPoint, SearchHit, SearchResponse};
+use relsim_shared::protocol::{decode_vectors, LibraryImage, MapPoint, SearchHit, SearchResponse, TeacherInfo, MAX_QUERY_PIXELS};
 use relsim_shared::vectors::{dot, top_k};
 use relsim_shared::weights::TensorFile;
 
 use crate::models::{self, Engine, ModelBytes, Source};
 
-/// Query images with more pixels than this are refused (as the companion does).
-const MAX_PIXELS: u64 = 50_000_000;
 
 /// Whether image queries are answered in this browser; kept for the page's lifetime.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,11 +100,11 @@ thread_local! {
 pub async fn load() -> Result<Loaded, String> {
     let bytes = models::download("/api/models/student", |_, _| {}).await?;
     let config: LiteConfig = serde_json::from_slice(bytes.get("config.json")?).map_err(|e| format!("the student's config.json: {e}"))?;
-    let teacher: serde_json::Value = serde_json::from_slice(bytes.get("teacher.json")?).map_err(|e| format!("the student's teacher.json: {e}"))?;
+    let teacher: TeacherInfo = serde_json::from_slice(bytes.get("teacher.json")?).map_err(|e| format!("the student's teacher.json: {e}"))?;
     let (body, vectors_from) = models::fetch_or_cached("/api/library/vectors").await?;
     let (header, rows) = decode_vectors(&body)?;
-    if teacher["model_id"].as_str() != Some(header.model_id.as_str()) {
-        return Err(format!("the student was distilled from {}, the library's vectors are {}'s", teacher["model_id"], header.model_id));
+    if teacher.model_id != header.model_id {
+        return Err(format!("the student was distilled from {}, the library's vectors are {}'s", teacher.model_id, header.model_id));
     }
     if header.dim != config.out_dim && !header.ids.is_empty() {
         return Err(format!("the student makes {} values, the library's vectors have {}", config.out_dim, header.dim));
@@ -168,7 +166,7 @@ pub struct Answer {
 pub async fn answer(engine: Engine, bytes: &[u8], name: &str, k: usize) -> Result<Answer, String> {
     let index = LOCAL.with_borrow(|l| l.index.clone()).ok_or("the library's vectors are not loaded")?;
     let start = crate::text_model::now_ms();
-    let image = relsim_shared::image::preprocess::decode_rgb_limited(bytes, name, MAX_PIXELS).map_err(|e| e.to_string())?;
+    let image = relsim_shared::image::preprocess::decode_rgb_limited(bytes, name, MAX_QUERY_PIXELS).map_err(|e| e.to_string())?;
     let query = embed(engine, &image).await?;
     let scores: Vec<f32> = index.rows.chunks_exact(index.dim.max(1)).map(|row| dot(&query, row)).collect();
     let best = top_k(&scores, k.min(scores.len()));

@@ -17,9 +17,9 @@ use rayon::prelude::*;
 use relsim_shared::image::attribute;
 use relsim_shared::image::preprocess::decode_rgb;
 use relsim_shared::protocol::IndexProgress;
-use sha2::{Digest, Sha256};
 
 use crate::encoders::ImageEncoder;
+use crate::files::content_hash;
 use store::{Entry, FileEntry, ImageEntry, Store, Vector};
 
 /// File name endings indexed (lower case).
@@ -38,11 +38,6 @@ pub const ATTRIBUTE_DESCRIPTOR: &str = "colour-histogram+hog/1";
 pub fn attribute_vector(image: &RgbImage) -> Vec<f32> {
     let w = std::f32::consts::FRAC_1_SQRT_2;
     attribute::colour_histogram(image).into_iter().chain(attribute::edge_orientations(image)).map(|x| x * w).collect()
-}
-
-/// The SHA-256 of `bytes`, hex.
-pub fn content_hash(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A file found under a library folder.
@@ -220,33 +215,4 @@ pub fn open(libraries: &[PathBuf], data_dir: &Path, model: &str, options: &crate
     let encoder = crate::encoders::by_name(model, options)?;
     let store = open_store(data_dir, &crate::encoders::model_id(model, options)?)?;
     Ok((roots, encoder, store))
-}
-
-/// `relsim index`: brings the index of `libraries` up to date, with a progress bar; Ctrl-C stops
-/// after the current batch and keeps everything finished.
-pub fn index_folders(libraries: &[PathBuf], data_dir: &Path, model: &str, options: &crate::encoders::EncoderOptions) -> anyhow::Result<()> {
-    let (roots, encoder, mut store) = open(libraries, data_dir, model, options)?;
-    let cancel = std::sync::Arc::new(AtomicBool::new(false));
-    {
-        let cancel = cancel.clone();
-        // Without a handler (one already installed), Ctrl-C simply ends the process: the log stays whole.
-        let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::SeqCst));
-    }
-    let bar = crate::cli::progress_bar(0, "indexing");
-    let thumbnails = data_dir.join("thumbnails");
-    let indexer = Indexer { roots: &roots, encoder: encoder.as_ref(), thumbnails: &thumbnails, cancel: &cancel };
-    let p = indexer.run(&mut store, &mut |p, _| {
-        bar.set_length(p.to_read as u64);
-        bar.set_position(p.read as u64);
-        bar.set_message(format!("{}: {} embedded, {} reused, {} failed", p.phase, p.embedded, p.reused, p.failed));
-    })?;
-    bar.finish_and_clear();
-    let images = store.images.len();
-    // One line of JSON for scripts and tests, then a sentence for people.
-    println!("{}", serde_json::to_string(&serde_json::json!({ "progress": p, "images": images, "files": store.files.len(), "index": store.path() }))?);
-    eprintln!(
-        "{}: {} files ({} unchanged), {} embedded, {} reused, {} unreadable, {} removed; {} images in {}",
-        p.phase, p.found, p.unchanged, p.embedded, p.reused, p.failed, p.removed, images, store.path().display()
-    );
-    Ok(())
 }

@@ -285,6 +285,11 @@ impl Store {
         Ok(())
     }
 
+    /// The relational model whose vectors the index holds (see `encoders::model_id`).
+    pub fn model(&self) -> &str {
+        &self.header.model
+    }
+
     /// The log file.
     pub fn path(&self) -> &Path {
         &self.path

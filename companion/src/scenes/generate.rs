@@ -1,6 +1,5 @@
 //! Sampling, rendering and writing a scene set: `relsim scenes generate` and `relsim scenes sheet`.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
@@ -12,6 +11,8 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::files::{content_hash, write_atomically};
+
 use super::appearance::{BackgroundStyle, Canvas, Framing, Shape, Style, PALETTES};
 use super::relations::{draw, Look, Relation};
 
@@ -19,7 +20,7 @@ use super::relations::{draw, Look, Relation};
 pub const DEFAULT_SIZE: u32 = 256;
 
 /// Which part of the set a scene belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Split {
     Train,
@@ -188,7 +189,7 @@ pub fn encode_png(image: &RgbImage) -> anyhow::Result<Vec<u8>> {
 
 /// The content hash naming an image file: the first 16 bytes of SHA-256, in hex.
 pub fn image_hash(png: &[u8]) -> String {
-    let mut hash = crate::library::content_hash(png);
+    let mut hash = content_hash(png);
     hash.truncate(32);
     hash
 }
@@ -252,14 +253,6 @@ pub fn generate(out: &Path, count: usize, seed: u64, size: u32, progress: &(dyn 
     write_atomically(&out.join("data.jsonl"), &jsonl)?;
     write_atomically(&out.join("captions.json"), &serde_json::to_vec_pretty(&caption_bank())?)?;
     Ok(records)
-}
-
-/// Writes a file through a temporary sibling and a rename, so readers never see half of it.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }
 
 /// Reads `data.jsonl` of a scene set, optionally keeping one split.

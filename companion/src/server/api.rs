@@ -14,7 +14,7 @@ use axum::Json;
 use image::RgbImage;
 use relsim_shared::protocol::{
     CaptionBank as CaptionBankBody, ExplainRequest, ExplainResponse, IndexProgress, LibraryImage, LibraryPage, MapPoint, ModelManifest, NewCaption, SearchHit,
-    SearchQuery, SearchRequest, SearchResponse,
+    SearchQuery, SearchRequest, SearchResponse, DEFAULT_WEIGHT, MAX_QUERY_PIXELS,
 };
 use relsim_shared::text::minilm::MiniLm;
 use serde::Deserialize;
@@ -29,14 +29,10 @@ use crate::library::service::{LibraryService, SharedEncoder};
 
 /// Uploads larger than this are refused with 413.
 pub const MAX_UPLOAD_BYTES: usize = 32 << 20;
-/// Uploaded images with more pixels than this are refused (decompression bombs).
-pub const MAX_UPLOAD_PIXELS: u64 = 50_000_000;
 /// Most results per page.
 pub const MAX_K: usize = 500;
 /// Results per page when the request does not say.
 pub const DEFAULT_K: usize = 20;
-/// Relational share of the combined score when the request does not say.
-pub const DEFAULT_WEIGHT: f32 = 0.7;
 /// Captions explaining each result.
 const WHY: usize = 3;
 /// Longest text query, in characters.
@@ -342,7 +338,7 @@ pub struct ImageSearchParams {
 
 /// Decodes an upload within the pixel limit.
 pub fn decode_upload(bytes: &[u8]) -> Result<RgbImage, Failure> {
-    relsim_shared::image::preprocess::decode_rgb_limited(bytes, "the upload", MAX_UPLOAD_PIXELS).map_err(|e| Failure::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
+    relsim_shared::image::preprocess::decode_rgb_limited(bytes, "the upload", MAX_QUERY_PIXELS).map_err(|e| Failure::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))
 }
 
 /// Search by an uploaded image (the request body: the image file, any common format).
@@ -366,7 +362,7 @@ pub async fn search_image(
     let page = page(params.k, params.offset, params.weight, params.map)?;
     let catalog = state.library.catalog();
     let response = blocking(move || {
-        let id = crate::library::content_hash(&body);
+        let id = crate::files::content_hash(&body);
         let vectors = match state.uploads.get(&id) {
             Some(v) => v,
             None => {

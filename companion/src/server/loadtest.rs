@@ -124,7 +124,7 @@ pub fn run(test: LoadTest) -> anyhow::Result<()> {
     library.cancel();
     let _ = std::fs::remove_dir_all(&dir);
 
-    let pct = |mut v: Vec<f64>, p: f64| crate::bench::percentile(&mut v, p);
+    let pct = |mut v: Vec<f64>, p: f64| crate::stats::percentile(&mut v, p);
     println!("load test: {} clients for {:.0} s on loopback, {} library images", test.clients, test.seconds, test.images);
     println!("{:<18} {:>9} {:>7} {:>9} {:>9}", "request", "count", "errors", "p50 ms", "p99 ms");
     let mut report = Vec::new();

@@ -15,7 +15,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{any, get, post};
 use axum::Router;
-use relsim_shared::protocol::{ModelFile, ModelManifest};
+use relsim_shared::protocol::{ModelFile, ModelManifest, TeacherInfo};
 use relsim_shared::text::minilm::{MiniLm, REQUIRED_FILES, SENTENCE_CONFIG_FILE};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::services::{ServeDir, ServeFile};
@@ -51,7 +51,7 @@ pub struct ServerConfig {
 /// (another teacher's student would put queries where the index has nothing).
 fn student_manifest(dir: &Path, model_id: &str) -> Option<ModelManifest> {
     let teacher = dir.join("teacher.json");
-    let info: crate::distill::TeacherInfo = match std::fs::read(&teacher).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice(&b)?)) {
+    let info: TeacherInfo = match std::fs::read(&teacher).map_err(anyhow::Error::from).and_then(|b| Ok(serde_json::from_slice(&b)?)) {
         Ok(info) => info,
         Err(e) => {
             tracing::info!("no browser student ({}: {e}); image queries go through the companion", teacher.display());
@@ -96,7 +96,7 @@ pub fn load(config: &ServerConfig) -> anyhow::Result<Loaded> {
         .with_context(|| format!("loading MiniLM from {}", config.minilm_dir.display()))?;
     let text = Arc::new(api::TextEncoder::new(text));
     let (roots, encoder, store) = crate::library::open(&config.libraries, &config.data_dir, &config.model, &config.encoder)?;
-    let model_id = crate::encoders::model_id(&config.model, &config.encoder)?;
+    let model_id = store.model().to_string();
     let student = student_manifest(&config.student_dir, &model_id).map(Arc::new);
     let encoder = SharedEncoder(Arc::new(Mutex::new(encoder)));
     let library = LibraryService::new(roots, config.data_dir.join("thumbnails"), store, encoder.clone());

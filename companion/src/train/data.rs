@@ -12,10 +12,12 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
+use relsim_shared::image::lite::COLOUR_ORDERS;
 use relsim_shared::image::preprocess::decode_rgb;
 use relsim_shared::text::minilm::MiniLm;
 
-use crate::scenes::generate::{read_records, write_atomically, Record, Split};
+use crate::files::write_atomically;
+use crate::scenes::generate::{read_records, Record, Split};
 
 /// One split in memory.
 pub struct SceneSplit {
@@ -96,7 +98,7 @@ impl Batch {
 /// Label-preserving changes to training images. A scene's relation does not depend on its
 /// colours, so swapping the RGB channels shows the model palettes the training split never drew,
 /// which is what the held-out test combinations ask of it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Augment {
     /// Images as generated.
@@ -112,18 +114,16 @@ pub struct View {
     pub order: [usize; 3],
 }
 
-const CHANNEL_ORDERS: [[usize; 3]; 6] = [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]];
-
 impl Augment {
     /// The views of the `n` images of micro-batch `draw`: a function of the seed and `draw`
     /// alone, so that a resumed run shows the same images.
     pub fn views(self, seed: u64, draw: usize, n: usize) -> Vec<View> {
         match self {
-            Augment::None => vec![View { order: CHANNEL_ORDERS[0] }; n],
+            Augment::None => vec![View { order: COLOUR_ORDERS[0] }; n],
             Augment::Channels => {
                 let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0061_7567_6d65_6e74);
                 rng.set_stream(draw as u64);
-                (0..n).map(|_| View { order: CHANNEL_ORDERS[rng.random_range(0..CHANNEL_ORDERS.len())] }).collect()
+                (0..n).map(|_| View { order: COLOUR_ORDERS[rng.random_range(0..COLOUR_ORDERS.len())] }).collect()
             }
         }
     }
@@ -133,7 +133,7 @@ impl View {
     /// `image` in this view.
     pub fn apply(&self, image: &RgbImage) -> RgbImage {
         let mut out = image.clone();
-        if self.order != CHANNEL_ORDERS[0] {
+        if self.order != COLOUR_ORDERS[0] {
             for p in out.pixels_mut() {
                 let c = p.0;
                 p.0 = [c[self.order[0]], c[self.order[1]], c[self.order[2]]];

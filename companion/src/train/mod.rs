@@ -4,11 +4,12 @@
 //! resume the same run, Ctrl-C saving, JSON-lines metrics and validation on the val split.
 
 pub mod data;
-pub mod cli;
+pub mod eval;
 pub mod infonce;
+pub mod preset;
 pub mod qwen;
 
-pub use cli::Preset;
+pub use preset::Preset;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,7 +28,9 @@ use burn::tensor::{Tensor, TensorData};
 use relsim_shared::image::lite::{pixel_batch, LiteConfig, RelsimLite};
 use serde::{Deserialize, Serialize};
 
-use crate::scenes::generate::{write_atomically, Split};
+use crate::files::write_atomically;
+use crate::lite::{export_lite, load_lite};
+use crate::scenes::generate::Split;
 pub use data::Augment;
 use data::{batch_indices, caption_embeddings, Batch, SceneSplit};
 use infonce::{info_nce, Temperature};
@@ -71,7 +74,7 @@ pub struct TrainOptions {
 }
 
 /// Which images of a batch are positives of each other in the contrastive loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Positives {
     /// Images whose captions are the same text.
@@ -414,32 +417,13 @@ pub fn load_any(path: &Path) -> anyhow::Result<(LiteConfig, RelsimLite<Inner>)> 
     }
 }
 
-/// Writes a lite model as `dir/config.json` and `dir/model.safetensors`.
-pub fn export_lite<B: Backend>(dir: &Path, config: &LiteConfig, model: &RelsimLite<B>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_atomically(&dir.join("config.json"), &serde_json::to_vec_pretty(config)?)?;
-    write_atomically(&dir.join("model.safetensors"), &model.to_safetensors()?)
-}
-
-/// Loads a lite model written by `export_lite`.
-pub fn load_lite<B: Backend>(dir: &Path, device: &B::Device) -> anyhow::Result<(LiteConfig, RelsimLite<B>)> {
-    let config_path = dir.join("config.json");
-    let text = std::fs::read(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
-    let config: LiteConfig = serde_json::from_slice(&text).with_context(|| format!("parsing {}", config_path.display()))?;
-    let weights_path = dir.join("model.safetensors");
-    let bytes = std::fs::read(&weights_path).with_context(|| format!("reading {}", weights_path.display()))?;
-    let file = relsim_shared::weights::TensorFile::parse(weights_path.display().to_string(), &bytes)?;
-    let model = RelsimLite::from_weights(&config, &file, device)?;
-    Ok((config, model))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn learning_rate_warms_up_then_follows_a_cosine() {
-        let mut o = cli::Preset::Tiny.options(Path::new("."));
+        let mut o = Preset::Tiny.options(Path::new("."));
         o.steps = 110;
         o.warmup_steps = 10;
         o.learning_rate = 1.0;

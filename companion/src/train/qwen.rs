@@ -17,13 +17,12 @@ use serde::{Deserialize, Serialize};
 use super::data::{Batch, SceneSplit};
 use super::infonce::Temperature;
 use super::{Inner, Train, Trainee};
-use crate::cli::Preprocess;
 use crate::qwen::config::QwenConfig;
 use crate::qwen::language::{LanguageModel, Lora};
 use crate::qwen::prompt::Prompt;
 use crate::qwen::relsim::{BaseFolder, Towers, PROJECTION_SAFETENSORS};
 use crate::qwen::vision::VisionTower;
-use crate::scenes::generate::write_atomically;
+use crate::files::write_atomically;
 
 /// PEFT's key prefix for the language model in a Qwen2.5-VL adapter (transformers >= 4.52 naming).
 const PEFT_PREFIX: &str = "base_model.model.model.language_model.";
@@ -43,13 +42,13 @@ pub struct QwenSpec {
     pub alpha: f64,
     pub dropout: f64,
     /// How training images are fitted: relsim's 448x448 centre square, or their own size.
-    pub preprocess: Preprocess,
+    pub preprocess: PreprocessMode,
 }
 
 impl QwenSpec {
     /// relsim's LoRA settings for `base`.
     pub fn relsim(base: PathBuf, tokenizer: Option<PathBuf>) -> Self {
-        QwenSpec { base, tokenizer, rank: 16, alpha: 32.0, dropout: 0.05, preprocess: Preprocess::Train }
+        QwenSpec { base, tokenizer, rank: 16, alpha: 32.0, dropout: 0.05, preprocess: PreprocessMode::Train }
     }
 }
 
@@ -121,7 +120,7 @@ pub fn init(spec: &QwenSpec, device: &burn::backend::ndarray::NdArrayDevice) -> 
 
 /// The images of `batch`, preprocessed as the spec says.
 fn pixels(context: &QwenContext, batch: &Batch) -> anyhow::Result<Vec<PixelValues>> {
-    let mode: PreprocessMode = context.spec.preprocess.into();
+    let mode = context.spec.preprocess;
     batch.images.iter().zip(&batch.names).map(|(image, name)| Ok(preprocess::preprocess(image, mode, &context.image_config, name)?)).collect()
 }
 

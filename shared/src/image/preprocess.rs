@@ -136,7 +136,8 @@ impl QwenImageConfig {
 }
 
 /// How an image is fitted before patching.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PreprocessMode {
     /// At its own size through smart_resize, as the official scorer does.
     #[default]

@@ -1,4 +1,10 @@
-//! Command-line interface: one subcommand per job.
+//! Command-line interface: one subcommand per job. The top floor: clap types live here and are
+//! turned into the lower floors' plain option structs before any work starts.
+
+mod args;
+mod distill;
+mod index;
+mod train;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -6,13 +12,16 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use relsim_shared::image::preprocess::{decode_rgb, PreprocessMode};
+use relsim_shared::image::preprocess::decode_rgb;
 use relsim_shared::text::minilm::MiniLm;
 
 use crate::backend::{with_backend, BackendKind};
 use crate::encoders::{EncoderOptions, BASELINES};
-use crate::scenes::Split;
 use crate::paths;
+use crate::scenes::Split;
+use args::{one_of, EncoderArgs, IndexArgs, BACKENDS, PRECISIONS, SPLITS};
+use distill::DistillArgs;
+use train::TrainArgs;
 
 /// relsim: relational visual similarity, on your own machine.
 #[derive(Debug, Parser)]
@@ -34,7 +43,7 @@ pub enum Command {
         #[arg(long, env = "RELSIM_MINILM_DIR", default_value_os_t = paths::default_minilm_dir())]
         minilm_dir: PathBuf,
         /// Compute backend.
-        #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
+        #[arg(long, value_parser = one_of(BACKENDS), default_value = "ndarray")]
         backend: BackendKind,
         /// Sentences per forward pass.
         #[arg(long, default_value_t = 32)]
@@ -44,7 +53,7 @@ pub enum Command {
     /// encoder (Qwen2.5-VL + relsim adapter), else the built-in relsim-lite.
     EmbedImage {
         #[command(flatten)]
-        model: EncoderOptions,
+        model: EncoderArgs,
         /// The images.
         #[arg(required = true)]
         images: Vec<PathBuf>,
@@ -52,7 +61,7 @@ pub enum Command {
     /// The relsim similarity (cosine of the two embeddings) of two images (encoder as in embed-image).
     Score {
         #[command(flatten)]
-        model: EncoderOptions,
+        model: EncoderArgs,
         /// First image.
         first: PathBuf,
         /// Second image.
@@ -77,7 +86,7 @@ pub enum Command {
         #[arg(long)]
         data: PathBuf,
         /// The split to evaluate on.
-        #[arg(long, value_enum, default_value_t = Split::Test)]
+        #[arg(long, value_parser = one_of(SPLITS), default_value = "test")]
         split: Split,
         /// The sentence-transformers folder of all-MiniLM-L6-v2 (for caption→image retrieval).
         #[arg(long, env = "RELSIM_MINILM_DIR", default_value_os_t = paths::default_minilm_dir())]
@@ -100,14 +109,8 @@ pub enum Command {
         /// server; it prints a warning).
         #[arg(long)]
         listen: Option<IpAddr>,
-        /// Where the index, thumbnails and your captions are kept.
-        #[arg(long, env = "RELSIM_DATA_DIR", default_value_os_t = paths::default_data_dir())]
-        data_dir: PathBuf,
-        /// The relational image encoder: lite (built in) or qwen (needs --base and --adapter).
-        #[arg(long, default_value = "lite")]
-        model: String,
         #[command(flatten)]
-        encoder: EncoderOptions,
+        index: IndexArgs,
         /// Do not index the folders at start (the browser or the API can start it).
         #[arg(long)]
         no_index: bool,
@@ -130,32 +133,9 @@ pub enum Command {
         /// Image folders (repeat the flag), recursively.
         #[arg(long = "library", required = true)]
         libraries: Vec<PathBuf>,
-        /// Where the index and thumbnails are kept.
-        #[arg(long, env = "RELSIM_DATA_DIR", default_value_os_t = paths::default_data_dir())]
-        data_dir: PathBuf,
-        /// The relational image encoder: lite (built in) or qwen (needs --base and --adapter).
-        #[arg(long, default_value = "lite")]
-        model: String,
         #[command(flatten)]
-        encoder: EncoderOptions,
+        index: IndexArgs,
     },
-}
-
-/// How images are fitted before the vision tower.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Preprocess {
-    Native,
-    Train,
-}
-
-impl From<Preprocess> for PreprocessMode {
-    fn from(p: Preprocess) -> Self {
-        match p {
-            Preprocess::Native => PreprocessMode::Native,
-            Preprocess::Train => PreprocessMode::Train,
-        }
-    }
 }
 
 /// Loads the encoder the options name (Qwen when --base or --adapter is given, else
@@ -166,113 +146,10 @@ fn embed_images(options: &EncoderOptions, images: &[PathBuf], each: &mut dyn FnM
     for path in images {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let image = decode_rgb(&bytes, &path.display().to_string())?;
-        let vector = encoder.embed_batch(std::slice::from_ref(&image))?.pop().expect("one vector per image");
+        let vector = encoder.embed_batch(std::slice::from_ref(&image))?.pop().with_context(|| format!("the encoder returned no vector for {}", path.display()))?;
         each(path, vector)?;
     }
     Ok(())
-}
-
-/// The arguments of `relsim distill`.
-#[derive(Debug, clap::Args)]
-pub struct DistillArgs {
-    /// The teacher: lite (relsim-lite with its colour views) or qwen (needs --base and --adapter).
-    #[arg(long, default_value = "lite")]
-    pub teacher: String,
-    #[command(flatten)]
-    pub encoder: EncoderOptions,
-    /// A folder written by `relsim scenes generate`.
-    #[arg(long)]
-    pub data: PathBuf,
-    /// Where the student (model/), the cached teacher vectors and report.json go.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Optimiser steps.
-    #[arg(long, default_value_t = 600)]
-    pub steps: usize,
-    /// Images per step.
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
-    /// Peak learning rate (a student started from the teacher needs little).
-    #[arg(long, default_value_t = 2e-4)]
-    pub learning_rate: f64,
-    /// Weight of the in-batch contrastive term beside the cosine to the teacher.
-    #[arg(long, default_value_t = 0.5)]
-    pub contrastive: f32,
-    /// Temperature of the contrastive term.
-    #[arg(long, default_value_t = 0.05)]
-    pub temperature: f32,
-    /// Width of a student trained from scratch (default: the teacher lite's shape and weights).
-    #[arg(long)]
-    pub hidden: Option<usize>,
-    /// Transformer blocks of a student trained from scratch.
-    #[arg(long)]
-    pub layers: Option<usize>,
-    /// Seed of the batch order (and of fresh weights).
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-}
-
-/// Training settings: a preset, and overrides of its numbers.
-#[derive(Debug, clap::Args)]
-pub struct TrainArgs {
-    /// lite: relsim-lite on the scenes train split (this machine, under an hour); tiny: a toy
-    /// model for tests; qwen-tiny: the Qwen relsim encoder's LoRA, query row and projection on
-    /// the model in --base (100 steps; meant for tiny test configs).
-    #[arg(long, value_enum, default_value_t = crate::train::Preset::Lite)]
-    pub preset: crate::train::Preset,
-    /// A folder written by `relsim scenes generate`.
-    #[arg(long)]
-    pub data: PathBuf,
-    /// The run folder: options, metrics.jsonl, checkpoints/, and the final model/.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// Optimiser steps.
-    #[arg(long)]
-    pub steps: Option<usize>,
-    /// Images per micro-batch.
-    #[arg(long)]
-    pub batch_size: Option<usize>,
-    /// Micro-batches per optimiser step (gradient accumulation).
-    #[arg(long)]
-    pub accumulation: Option<usize>,
-    /// Peak learning rate.
-    #[arg(long)]
-    pub learning_rate: Option<f64>,
-    /// Save a checkpoint every N steps.
-    #[arg(long)]
-    pub checkpoint_every: Option<usize>,
-    /// Validate (relational P@1 on val) every N steps; 0 turns it off.
-    #[arg(long)]
-    pub validate_every: Option<usize>,
-    /// Seed of the initial weights and the batch order.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// For qwen presets: the Qwen2.5-VL folder whose adapter is trained.
-    #[arg(long)]
-    pub base: Option<PathBuf>,
-    /// For qwen presets: tokenizer file, if not BASE/tokenizer.json.
-    #[arg(long)]
-    pub tokenizer: Option<PathBuf>,
-    /// For qwen presets: train (448x448 centre square, as relsim trains) or native (own size).
-    #[arg(long, value_enum)]
-    pub preprocess: Option<Preprocess>,
-    /// Which images of a batch are positives of each other: those of one relation (the
-    /// paraphrases of an idea are one idea) or only those with the very same caption text.
-    #[arg(long, value_enum)]
-    pub positives: Option<crate::train::Positives>,
-    /// Label-preserving changes to training images: channels (RGB channels in a random order
-    /// per image; the lite presets' choice) or none.
-    #[arg(long, value_enum)]
-    pub augment: Option<crate::train::Augment>,
-    /// Also copy the final model (config.json, model.safetensors) here.
-    #[arg(long)]
-    pub export: Option<PathBuf>,
-    /// Internal: stop (saving a checkpoint) once this many steps are done, as an interruption would.
-    #[arg(long, hide = true)]
-    pub stop_at: Option<usize>,
-    /// The sentence-transformers folder of all-MiniLM-L6-v2 (caption embeddings).
-    #[arg(long, env = "RELSIM_MINILM_DIR", default_value_os_t = paths::default_minilm_dir())]
-    pub minilm_dir: PathBuf,
 }
 
 /// The scene subcommands.
@@ -306,7 +183,7 @@ pub enum ScenesCommand {
         #[arg(long, default_value_t = 8)]
         per_relation: usize,
         /// Which split's appearances to show.
-        #[arg(long, value_enum, default_value_t = Split::Train)]
+        #[arg(long, value_parser = one_of(SPLITS), default_value = "train")]
         split: Split,
         /// Side of each scene in pixels.
         #[arg(long, default_value_t = 128)]
@@ -332,7 +209,7 @@ pub enum BenchCommand {
         #[arg(long, env = "RELSIM_MINILM_DIR", default_value_os_t = paths::default_minilm_dir())]
         minilm_dir: PathBuf,
         #[command(flatten)]
-        encoder: EncoderOptions,
+        encoder: EncoderArgs,
     },
     /// Exact top-k search over many vectors: p50/p99 latency and peak memory, int8 index with
     /// exact re-ranking beside a plain f32 scan.
@@ -359,7 +236,7 @@ pub enum BenchCommand {
         #[arg(long)]
         data: PathBuf,
         /// The split to search within.
-        #[arg(long, value_enum, default_value_t = Split::Test)]
+        #[arg(long, value_parser = one_of(SPLITS), default_value = "test")]
         split: Split,
         /// Encoders by name (repeat the flag); default: the attribute baselines.
         #[arg(long = "encoder")]
@@ -368,7 +245,7 @@ pub enum BenchCommand {
         #[arg(long)]
         json: Option<PathBuf>,
         #[command(flatten)]
-        options: EncoderOptions,
+        options: EncoderArgs,
     },
     /// Scene generation speed (images/s, PNGs written) on all cores beside one core.
     Scenes {
@@ -397,10 +274,10 @@ pub enum BenchCommand {
     /// Images/s of the Qwen2.5-VL relsim encoder at the 7B shape (random weights, 448x448 images), per batch size.
     QwenSpeed {
         /// Compute backend.
-        #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
+        #[arg(long, value_parser = one_of(BACKENDS), default_value = "ndarray")]
         backend: BackendKind,
         /// Float type on the device.
-        #[arg(long, value_enum, default_value_t = crate::backend::Precision::F32)]
+        #[arg(long, value_parser = one_of(PRECISIONS), default_value = "f32")]
         precision: crate::backend::Precision,
         /// Decoder layers (the 7B has 28).
         #[arg(long, default_value_t = 28)]
@@ -427,7 +304,7 @@ pub enum BenchCommand {
         #[arg(long, default_value_os_t = paths::default_text_corpus())]
         corpus: PathBuf,
         /// Compute backend.
-        #[arg(long, value_enum, default_value_t = BackendKind::Ndarray)]
+        #[arg(long, value_parser = one_of(BACKENDS), default_value = "ndarray")]
         backend: BackendKind,
         /// Seconds per batch size.
         #[arg(long, default_value_t = 5.0)]
@@ -442,6 +319,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             embed_text(&texts, &minilm_dir, backend, batch_size.max(1))
         }
         Command::EmbedImage { model, images } => {
+            let model = model.into();
             let mut out = std::io::stdout().lock();
             embed_images(&model, &images, &mut |path, embedding| {
                 serde_json::to_writer(&mut out, &serde_json::json!({ "image": path.display().to_string(), "embedding": embedding }))?;
@@ -450,6 +328,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Score { model, first, second } => {
+            let model = model.into();
             let mut vectors = Vec::new();
             embed_images(&model, &[first, second], &mut |_, v| {
                 vectors.push(v);
@@ -496,20 +375,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { which: BenchCommand::Relational { data, split, encoders, json, options } } => {
             let encoders = if encoders.is_empty() { BASELINES.iter().map(|s| s.to_string()).collect() } else { encoders };
             let json = json.unwrap_or_else(|| data.join(format!("bench-relational-{}.json", split.name())));
-            crate::bench::bench_relational(&data, split, &encoders, &options, &json)
+            crate::bench::bench_relational(&data, split, &encoders, &options.into(), &json)
         }
         Command::Bench { which: BenchCommand::QwenSpeed { backend, precision, layers, blocks, batches, seconds, tokenizer } } => {
             crate::bench::bench_qwen_speed(&crate::bench::QwenSpeed { backend, precision, layers, blocks, batches, seconds, tokenizer })
         }
         Command::Bench { which: BenchCommand::Serve { clients, seconds, images, minilm_dir, encoder } } => {
-            crate::server::loadtest::run(crate::server::loadtest::LoadTest { clients, seconds, images, minilm_dir, encoder })
+            crate::server::loadtest::run(crate::server::loadtest::LoadTest { clients, seconds, images, minilm_dir, encoder: encoder.into() })
         }
         Command::Bench { which: BenchCommand::Search { vectors, dim, queries, k, dir } } => crate::bench::bench_search(vectors, dim, queries, k, &dir),
         Command::Bench { which: BenchCommand::Scenes { count, size } } => crate::bench::bench_scenes(count, size),
-        Command::Train(args) => crate::train::cli::run_train(args),
-        Command::Distill(args) => run_distill(args),
-        Command::Eval { checkpoint, data, split, minilm_dir } => crate::train::cli::run_eval(&checkpoint, &data, split, &minilm_dir),
-        Command::Serve { libraries, port, listen, data_dir, model, encoder, no_index, minilm_dir, public_dir, pkg_dir, student } => {
+        Command::Train(args) => train::run_train(args),
+        Command::Distill(args) => distill::run_distill(args),
+        Command::Eval { checkpoint, data, split, minilm_dir } => crate::train::eval::run_eval(&checkpoint, &data, split, &minilm_dir),
+        Command::Serve { libraries, port, listen, index, no_index, minilm_dir, public_dir, pkg_dir, student } => {
             let addr = SocketAddr::new(listen.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), port);
             let config = crate::server::ServerConfig {
                 addr,
@@ -517,75 +396,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 public_dir,
                 pkg_dir,
                 libraries,
-                data_dir,
-                model,
-                encoder,
+                data_dir: index.data_dir,
+                model: index.model,
+                encoder: index.encoder.into(),
                 index_on_start: !no_index,
                 student_dir: student,
             };
             tokio::runtime::Runtime::new().context("starting the async runtime")?.block_on(crate::server::serve(config))
         }
-        Command::Index { libraries, data_dir, model, encoder } => crate::library::index_folders(&libraries, &data_dir, &model, &encoder),
+        Command::Index { libraries, index: i } => index::index_folders(&libraries, &i.data_dir, &i.model, &i.encoder.into()),
     }
 }
 
 /// A progress bar on stderr (hidden when stderr is not a terminal).
-fn run_distill(args: DistillArgs) -> anyhow::Result<()> {
-    use relsim_shared::image::lite::LiteConfig;
-    let student = (args.hidden.is_some() || args.layers.is_some()).then(|| {
-        let hidden = args.hidden.unwrap_or(128);
-        LiteConfig::new().with_hidden(hidden).with_layers(args.layers.unwrap_or(4)).with_heads((hidden / 32).max(1))
-    });
-    let options = crate::distill::DistillOptions {
-        data: args.data,
-        teacher: args.teacher,
-        encoder: args.encoder,
-        student,
-        steps: args.steps,
-        batch_size: args.batch_size,
-        learning_rate: args.learning_rate,
-        contrastive: args.contrastive,
-        temperature: args.temperature,
-        seed: args.seed,
-    };
-    struct Bars {
-        teacher: Option<indicatif::ProgressBar>,
-        steps: Option<indicatif::ProgressBar>,
-    }
-    impl crate::distill::DistillObserver for Bars {
-        fn teacher(&mut self, done: usize, total: usize) {
-            let bar = self.teacher.get_or_insert_with(|| progress_bar(total as u64, "teacher vectors"));
-            if bar.length() != Some(total as u64) {
-                bar.set_length(total as u64);
-                bar.reset();
-            }
-            bar.set_position(done as u64);
-        }
-        fn step(&mut self, step: usize, steps: usize, loss: f32) {
-            let bar = self.steps.get_or_insert_with(|| progress_bar(steps as u64, "distilling"));
-            bar.set_position(step as u64);
-            bar.set_message(format!("distilling (loss {loss:.4})"));
-        }
-    }
-    let mut bars = Bars { teacher: None, steps: None };
-    let report = crate::distill::distill(&options, &args.out, &mut bars)?;
-    if let Some(bar) = bars.steps {
-        bar.finish();
-    }
-    println!(
-        "student in {}: {} steps; on {} test images top-10 overlap with the teacher {:.3}, relational P@1 {:.3} (teacher {:.3}), mean cosine {:.3}",
-        args.out.join("model").display(),
-        report.steps,
-        report.test_images,
-        report.overlap_at_10,
-        report.student_p_at_1,
-        report.teacher_p_at_1,
-        report.mean_cosine
-    );
-    Ok(())
-}
-
-pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
     let style = indicatif::ProgressStyle::with_template("{msg} {bar:40} {pos}/{len} ({per_sec}, eta {eta})")
         .expect("a valid progress template");

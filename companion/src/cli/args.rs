@@ -1,0 +1,172 @@
+//! Command-line spellings of the lower floors' plain types: the option groups several
+//! subcommands share, and the names of enum values. Nothing below the CLI knows clap.
+
+use std::path::PathBuf;
+
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use relsim_shared::image::preprocess::PreprocessMode;
+
+use crate::backend::{BackendKind, Precision};
+use crate::encoders::EncoderOptions;
+use crate::paths;
+use crate::scenes::Split;
+use crate::train::{Augment, Positives, Preset};
+
+/// The command line's names for the values of a plain enum: (name, value, help).
+pub type Choices<T> = &'static [(&'static str, T, &'static str)];
+
+/// Parses one of `choices` by name; `--help` lists the names with their help.
+pub fn one_of<T: Copy + Send + Sync + 'static>(choices: Choices<T>) -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(choices.iter().map(|(name, _, help)| PossibleValue::new(*name).help(*help)))
+        .map(move |name| choices.iter().find(|(n, _, _)| *n == name).map(|(_, value, _)| *value).expect("clap accepts only listed names"))
+}
+
+/// `--backend`.
+pub const BACKENDS: Choices<BackendKind> = &[
+    ("ndarray", BackendKind::Ndarray, "CPU (burn-ndarray); always available"),
+    ("wgpu", BackendKind::Wgpu, "wgpu: Vulkan, Metal or DX12 (build with `--features wgpu`)"),
+    ("cuda", BackendKind::Cuda, "NVIDIA CUDA (build with `--features cuda`)"),
+];
+
+/// `--precision`.
+pub const PRECISIONS: Choices<Precision> = &[
+    ("f32", Precision::F32, "32-bit floats (every backend)"),
+    ("f16", Precision::F16, "IEEE half precision (CUDA)"),
+    ("bf16", Precision::Bf16, "bfloat16, as the published Qwen2.5-VL weights are stored (CUDA)"),
+];
+
+/// `--preprocess`.
+pub const PREPROCESSING: Choices<PreprocessMode> = &[
+    ("native", PreprocessMode::Native, "at the image's own size through smart_resize, as the official scorer does"),
+    ("train", PreprocessMode::Train, "centre square resized to 448x448 (Lanczos), as the official training does"),
+];
+
+/// `--split`.
+pub const SPLITS: Choices<Split> = &[("train", Split::Train, ""), ("val", Split::Val, ""), ("test", Split::Test, "")];
+
+/// `relsim train --positives`.
+pub const POSITIVES: Choices<Positives> = &[
+    ("caption", Positives::Caption, "images whose captions are the same text"),
+    ("relation", Positives::Relation, "images of the same relation, whichever paraphrase captions them"),
+];
+
+/// `relsim train --augment`.
+pub const AUGMENTS: Choices<Augment> = &[
+    ("none", Augment::None, "images as generated"),
+    ("channels", Augment::Channels, "each image's RGB channels in one of the 6 orders, drawn per image"),
+];
+
+/// `relsim train --preset`.
+pub const PRESETS: Choices<Preset> = &[
+    ("lite", Preset::Lite, "relsim-lite, the built-in default image encoder"),
+    ("tiny", Preset::Tiny, "a toy model for tests: seconds per run"),
+    ("qwen-tiny", Preset::QwenTiny, "the Qwen relsim encoder's adapter (needs --base): 100 steps of 16 images"),
+];
+
+/// Where a model-backed encoder finds its files, and how it runs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EncoderArgs {
+    /// For `lite`: the relsim-lite folder (config.json, model.safetensors).
+    #[arg(long, env = "RELSIM_LITE_DIR", default_value_os_t = paths::default_lite_dir())]
+    pub lite: PathBuf,
+    /// For `qwen`: the Qwen2.5-VL folder.
+    #[arg(long, env = "RELSIM_QWEN_BASE")]
+    pub base: Option<PathBuf>,
+    /// For `qwen`: the relsim adapter folder.
+    #[arg(long, env = "RELSIM_QWEN_ADAPTER")]
+    pub adapter: Option<PathBuf>,
+    /// For `qwen`: tokenizer file, if not BASE/tokenizer.json.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// For `qwen`: native (own size) or train (448x448 centre square) preprocessing.
+    #[arg(long, value_parser = one_of(PREPROCESSING), default_value = "native")]
+    pub preprocess: PreprocessMode,
+    /// Compute backend for model-backed encoders.
+    #[arg(long, value_parser = one_of(BACKENDS), default_value = "ndarray")]
+    pub backend: BackendKind,
+    /// For `qwen`: float type of weights and activations on the device (f16/bf16 on CUDA).
+    #[arg(long, value_parser = one_of(PRECISIONS), default_value = "f32")]
+    pub precision: Precision,
+}
+
+impl From<EncoderArgs> for EncoderOptions {
+    fn from(a: EncoderArgs) -> Self {
+        EncoderOptions { lite: a.lite, base: a.base, adapter: a.adapter, tokenizer: a.tokenizer, preprocess: a.preprocess, backend: a.backend, precision: a.precision }
+    }
+}
+
+/// Which index a library uses: where it is kept and the relational model that fills it
+/// (`relsim serve` and `relsim index`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct IndexArgs {
+    /// Where the index, thumbnails and your captions are kept.
+    #[arg(long, env = "RELSIM_DATA_DIR", default_value_os_t = paths::default_data_dir())]
+    pub data_dir: PathBuf,
+    /// The relational image encoder: lite (built in) or qwen (needs --base and --adapter).
+    #[arg(long, default_value = "lite")]
+    pub model: String,
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value of each enum has exactly one name, so none is unreachable from the command line.
+    fn covers<T: Copy + PartialEq + std::fmt::Debug>(choices: Choices<T>, all: &[T]) {
+        for value in all {
+            assert_eq!(choices.iter().filter(|c| c.1 == *value).count(), 1, "{value:?}");
+        }
+        assert_eq!(choices.len(), all.len());
+    }
+
+    #[test]
+    fn every_enum_value_has_one_name() {
+        covers(BACKENDS, &[BackendKind::Ndarray, BackendKind::Wgpu, BackendKind::Cuda]);
+        covers(PRECISIONS, &[Precision::F32, Precision::F16, Precision::Bf16]);
+        covers(PREPROCESSING, &[PreprocessMode::Native, PreprocessMode::Train]);
+        covers(SPLITS, &[Split::Train, Split::Val, Split::Test]);
+        covers(POSITIVES, &[Positives::Caption, Positives::Relation]);
+        covers(AUGMENTS, &[Augment::None, Augment::Channels]);
+        covers(PRESETS, &[Preset::Lite, Preset::Tiny, Preset::QwenTiny]);
+    }
+
+    #[test]
+    fn names_match_the_files_serde_writes() {
+        // train.json and data.jsonl spell these values as the command line does.
+        for (name, value, _) in SPLITS {
+            assert_eq!(serde_json::to_value(value).unwrap(), *name);
+        }
+        for (name, value, _) in PREPROCESSING {
+            assert_eq!(serde_json::to_value(value).unwrap(), *name);
+        }
+        for (name, value, _) in AUGMENTS {
+            assert_eq!(serde_json::to_value(value).unwrap(), *name);
+        }
+        for (name, value, _) in POSITIVES {
+            assert_eq!(serde_json::to_value(value).unwrap(), *name);
+        }
+    }
+
+    #[test]
+    fn defaults_and_shared_groups_parse_into_the_plain_options() {
+        use clap::{CommandFactory, Parser};
+        use super::super::{Cli, Command};
+        // Every default value goes through its parser.
+        Cli::command().debug_assert();
+        let Command::Index { libraries, index } = Cli::try_parse_from(["relsim", "index", "--library", "pics"]).unwrap().command else { panic!("index") };
+        assert_eq!(libraries, [PathBuf::from("pics")]);
+        assert_eq!(index.model, "lite");
+        let options = EncoderOptions::from(index.encoder);
+        assert_eq!((options.preprocess, options.backend, options.precision), (PreprocessMode::Native, BackendKind::Ndarray, Precision::F32));
+        let parsed = Cli::try_parse_from(["relsim", "serve", "--model", "qwen", "--preprocess", "train", "--backend", "wgpu", "--precision", "bf16"]).unwrap();
+        let Command::Serve { libraries, index, .. } = parsed.command else { panic!("serve") };
+        assert!(libraries.is_empty(), "serve may start without folders");
+        let options = EncoderOptions::from(index.encoder);
+        assert_eq!((index.model.as_str(), options.preprocess, options.backend, options.precision), ("qwen", PreprocessMode::Train, BackendKind::Wgpu, Precision::Bf16));
+        assert!(Cli::try_parse_from(["relsim", "index"]).is_err(), "index needs a folder");
+        let error = Cli::try_parse_from(["relsim", "eval", "--checkpoint", "c", "--data", "d", "--split", "dev"]).unwrap_err().to_string();
+        assert!(error.contains("train, val, test"), "{error}");
+    }
+}
