@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::backend::ndarray::{NdArray, NdArrayDevice};
+use relsim_companion::qwen::config::QwenConfig;
 use relsim_companion::qwen::prompt::{Prompt, EXPECTED_QUERY_ID};
 use relsim_companion::qwen::relsim::{EncoderFiles, RelsimEncoder};
 use relsim_shared::image::preprocess::PreprocessMode;
@@ -100,6 +101,29 @@ fn a_sharded_checkpoint_gives_the_same_embedding() {
     let a = sharded.embed(&img, PreprocessMode::Native, "synthetic").unwrap();
     let b = single.embed(&img, PreprocessMode::Native, "synthetic").unwrap();
     assert_eq!(a, b);
+}
+
+/// A hub config that the current transformers loaded and saved again (`text_config`,
+/// `rope_parameters`, both `in_chans` and `in_channels`, keys we do not use): the same model.
+#[test]
+fn a_config_resaved_by_transformers_5_reads_like_the_hub_file() {
+    let read = |name: &str| {
+        let path = fixtures().join(name);
+        QwenConfig::from_json(&std::fs::read_to_string(&path).unwrap(), &path.display().to_string())
+    };
+    assert_eq!(read("resaved_5x/config.json").unwrap(), read("tiny_a/config.json").unwrap());
+    // And a checkpoint carrying it embeds as before.
+    let scratch = Scratch::copy_of("tiny_a", "resaved");
+    std::fs::copy(fixtures().join("resaved_5x/config.json"), scratch.0.join("config.json")).unwrap();
+    let adapter = fixtures().join("tiny_a/adapter");
+    let img = image::RgbImage::from_fn(56, 84, |x, y| image::Rgb([(x * 4) as u8, (y * 3) as u8, ((x * y) % 256) as u8]));
+    let resaved = load(&scratch.0, &adapter).unwrap().embed(&img, PreprocessMode::Native, "synthetic").unwrap();
+    let hub = load(&fixtures().join("tiny_a"), &adapter).unwrap().embed(&img, PreprocessMode::Native, "synthetic").unwrap();
+    assert_eq!(resaved, hub);
+    // Two spellings that disagree are an error naming both.
+    let text = std::fs::read_to_string(fixtures().join("resaved_5x/config.json")).unwrap().replace("\"in_chans\": 3", "\"in_chans\": 4");
+    let err = format!("{:#}", QwenConfig::from_json(&text, "resaved").unwrap_err());
+    assert!(err.contains("`in_chans` 4 and `in_channels` 3 disagree"), "{err}");
 }
 
 #[test]

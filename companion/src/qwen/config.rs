@@ -30,12 +30,12 @@ impl TextConfig {
 
 /// The vision tower's hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "VisionConfigJson")]
 pub struct VisionConfig {
     pub depth: usize,
     pub hidden_size: usize,
     pub intermediate_size: usize,
     pub num_heads: usize,
-    #[serde(alias = "in_channels", default = "three")]
     pub in_chans: usize,
     pub out_hidden_size: usize,
     pub patch_size: usize,
@@ -45,8 +45,46 @@ pub struct VisionConfig {
     pub fullatt_block_indexes: Vec<usize>,
 }
 
-fn three() -> usize {
-    3
+/// `vision_config` as written: the hub's files say `in_chans`, transformers 5 says
+/// `in_channels` and, re-saving a hub config, writes both. Other keys are ignored.
+#[derive(Deserialize)]
+struct VisionConfigJson {
+    depth: usize,
+    hidden_size: usize,
+    intermediate_size: usize,
+    num_heads: usize,
+    in_chans: Option<usize>,
+    in_channels: Option<usize>,
+    out_hidden_size: usize,
+    patch_size: usize,
+    spatial_merge_size: usize,
+    temporal_patch_size: usize,
+    window_size: usize,
+    fullatt_block_indexes: Vec<usize>,
+}
+
+impl TryFrom<VisionConfigJson> for VisionConfig {
+    type Error = String;
+
+    fn try_from(v: VisionConfigJson) -> Result<Self, String> {
+        let in_chans = match (v.in_chans, v.in_channels) {
+            (Some(a), Some(b)) if a != b => return Err(format!("`in_chans` {a} and `in_channels` {b} disagree")),
+            (a, b) => a.or(b).unwrap_or(3),
+        };
+        Ok(VisionConfig {
+            depth: v.depth,
+            hidden_size: v.hidden_size,
+            intermediate_size: v.intermediate_size,
+            num_heads: v.num_heads,
+            in_chans,
+            out_hidden_size: v.out_hidden_size,
+            patch_size: v.patch_size,
+            spatial_merge_size: v.spatial_merge_size,
+            temporal_patch_size: v.temporal_patch_size,
+            window_size: v.window_size,
+            fullatt_block_indexes: v.fullatt_block_indexes,
+        })
+    }
 }
 
 /// Special token ids the model needs.
