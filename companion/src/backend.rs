@@ -11,6 +11,95 @@ pub enum BackendKind {
     Cuda,
 }
 
+impl BackendKind {
+    /// The name `--backend` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Ndarray => "ndarray",
+            BackendKind::Wgpu => "wgpu",
+            BackendKind::Cuda => "cuda",
+        }
+    }
+}
+
+/// The backend `--backend auto` picks, and why: CUDA when this build has it and the machine has
+/// the CUDA driver, NVRTC and a device; else wgpu when built in and a GPU adapter is found (a
+/// software one, like Mesa's lavapipe, is slower than the CPU backend and does not count); else
+/// the CPU.
+pub fn auto() -> (BackendKind, String) {
+    let mut passed_over: Vec<String> = Vec::new();
+    #[cfg(feature = "cuda")]
+    match cuda_devices() {
+        Ok(n) if n > 0 => return (BackendKind::Cuda, format!("{n} CUDA device(s)")),
+        Ok(_) => passed_over.push("cuda: no CUDA device".into()),
+        Err(e) => passed_over.push(format!("cuda: {e}")),
+    }
+    #[cfg(not(feature = "cuda"))]
+    passed_over.push("cuda: not in this build (--features cuda)".into());
+    #[cfg(feature = "wgpu")]
+    {
+        let adapters = wgpu_adapters();
+        match adapters.iter().find(|a| a.device_type != wgpu::DeviceType::Cpu) {
+            Some(gpu) => return (BackendKind::Wgpu, format!("{} over {:?}", gpu.name, gpu.backend)),
+            None if adapters.is_empty() => passed_over.push("wgpu: no adapter".into()),
+            None => passed_over.push(format!("wgpu: only software adapters ({})", adapters.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", "))),
+        }
+    }
+    #[cfg(not(feature = "wgpu"))]
+    passed_over.push("wgpu: not in this build (--features wgpu)".into());
+    (BackendKind::Ndarray, passed_over.join("; "))
+}
+
+/// The backend a command runs on: the one asked for, or (`None`) the one [`auto`] picks, said
+/// on stderr.
+pub fn resolve(asked: Option<BackendKind>) -> BackendKind {
+    asked.unwrap_or_else(|| {
+        let (kind, why) = auto();
+        tracing::info!("backend: {} (auto: {why})", kind.name());
+        kind
+    })
+}
+
+/// An error saying why, when `--backend cuda` cannot run here (burn would panic).
+#[cfg(feature = "cuda")]
+pub fn ensure_cuda() -> anyhow::Result<()> {
+    match cuda_devices() {
+        Ok(n) if n > 0 => Ok(()),
+        Ok(_) => anyhow::bail!("--backend cuda: the CUDA driver reports no device"),
+        Err(e) => anyhow::bail!("--backend cuda: {e}"),
+    }
+}
+
+/// An error saying why, when `--backend wgpu` has no adapter at all (burn would panic); a
+/// software adapter is accepted when asked for by name.
+#[cfg(feature = "wgpu")]
+pub fn ensure_wgpu() -> anyhow::Result<()> {
+    anyhow::ensure!(!wgpu_adapters().is_empty(), "--backend wgpu: no adapter (no Vulkan, Metal or DX12 driver found)");
+    Ok(())
+}
+
+/// How many CUDA devices the driver reports, or why CUDA cannot run here.
+#[cfg(feature = "cuda")]
+fn cuda_devices() -> Result<i32, String> {
+    // Safety: both only try to load the shared library (no CUDA call is made).
+    if !unsafe { cudarc::driver::sys::is_culib_present() } {
+        return Err("no CUDA driver library (libcuda)".into());
+    }
+    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
+        return Err("no NVRTC library (CUDA's run-time compiler)".into());
+    }
+    cudarc::driver::result::init().map_err(|e| format!("the CUDA driver does not start: {e}"))?;
+    cudarc::driver::result::device::get_count().map_err(|e| format!("counting CUDA devices: {e}"))
+}
+
+/// The adapters wgpu finds (Vulkan, Metal or DX12; `WGPU_BACKEND` narrows them).
+#[cfg(feature = "wgpu")]
+fn wgpu_adapters() -> Vec<wgpu::AdapterInfo> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let adapters = futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+    adapters.iter().map(wgpu::Adapter::get_info).collect()
+}
+
 /// The float type a model's weights and activations use on the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {
@@ -34,12 +123,14 @@ macro_rules! with_backend {
             }
             #[cfg(feature = "wgpu")]
             $crate::backend::BackendKind::Wgpu => {
+                $crate::backend::ensure_wgpu()?;
                 type $b = burn::backend::Wgpu<f32>;
                 let $device = burn::backend::wgpu::WgpuDevice::default();
                 $body
             }
             #[cfg(feature = "cuda")]
             $crate::backend::BackendKind::Cuda => {
+                $crate::backend::ensure_cuda()?;
                 type $b = burn::backend::Cuda<f32>;
                 let $device = burn::backend::cuda::CudaDevice::default();
                 $body
@@ -62,12 +153,14 @@ macro_rules! with_float_backend {
             (kind, $crate::backend::Precision::F32) => $crate::backend::with_backend!(kind, |$device: $b| $body),
             #[cfg(feature = "cuda")]
             ($crate::backend::BackendKind::Cuda, $crate::backend::Precision::F16) => {
+                $crate::backend::ensure_cuda()?;
                 type $b = burn::backend::Cuda<half::f16>;
                 let $device = burn::backend::cuda::CudaDevice::default();
                 $body
             }
             #[cfg(feature = "cuda")]
             ($crate::backend::BackendKind::Cuda, $crate::backend::Precision::Bf16) => {
+                $crate::backend::ensure_cuda()?;
                 type $b = burn::backend::Cuda<half::bf16>;
                 let $device = burn::backend::cuda::CudaDevice::default();
                 $body
@@ -81,3 +174,17 @@ macro_rules! with_float_backend {
     }};
 }
 pub(crate) use with_float_backend;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(not(any(feature = "cuda", feature = "wgpu")))]
+    #[test]
+    fn auto_without_gpu_backends_is_the_cpu_and_says_why() {
+        let (kind, why) = auto();
+        assert_eq!(kind, BackendKind::Ndarray);
+        assert!(why.contains("cuda: not in this build") && why.contains("wgpu: not in this build"), "{why}");
+        assert_eq!(resolve(Some(BackendKind::Wgpu)), BackendKind::Wgpu, "an explicit choice is kept");
+    }
+}

@@ -107,7 +107,7 @@ pub fn run_browser_tests() -> Result<()> {
 /// Gzipped wasm size (after wasm-opt) and time to interactive of the release build.
 pub fn bench_web() -> Result<()> {
     crate::setup::setup(None)?;
-    cargo(&["build", "--release", "-p", "relsim-companion"])?;
+    let relsim = crate::util::build_release_relsim()?;
     crate::setup::build_web()?;
     let bundle = crate::setup::pkg_dir().join("relsim_web_bg.wasm");
     let raw = std::fs::read(&bundle).with_context(|| format!("reading {}", bundle.display()))?;
@@ -116,7 +116,7 @@ pub fn bench_web() -> Result<()> {
     let gzipped = gz.finish()?.len();
     let js = std::fs::read(crate::setup::pkg_dir().join("relsim_web.js"))?.len();
     println!("bench: wasm after wasm-opt {:.2} MB, gzip -9 {:.2} MB (JS glue {:.0} kB)", raw.len() as f64 / 1e6, gzipped as f64 / 1e6, js as f64 / 1e3);
-    run_explorer(target_dir().join("release/relsim"), true)
+    run_explorer(relsim, true)
 }
 
 /// Finds a Python with sentence-transformers: RELSIM_PYTHON, else python3 on PATH.
@@ -130,8 +130,7 @@ fn reference_python() -> Option<String> {
 /// Sentences/s natively beside sentence-transformers, then the browser's per-query latency.
 pub fn bench_text() -> Result<()> {
     crate::setup::setup(None)?;
-    cargo(&["build", "--release", "-p", "relsim-companion"])?;
-    let relsim = target_dir().join("release/relsim");
+    let relsim = crate::util::build_release_relsim()?;
     step("native: relsim (burn ndarray backend)");
     run(command(&relsim).args(["bench", "text"]))?;
     match reference_python() {

@@ -52,8 +52,7 @@ fn main() -> Result<()> {
 fn demo(port: Option<String>) -> Result<()> {
     setup::setup(None)?;
     setup::build_web()?;
-    util::cargo(&["build", "--release", "-p", "relsim-companion"])?;
-    let relsim = util::target_dir().join("release/relsim");
+    let relsim = util::build_release_relsim()?;
     let scenes = demo_library(&relsim)?;
     let port = port.unwrap_or_else(|| "8737".into());
     println!("starting the companion; open the URL below (Ctrl-C stops it)");
@@ -105,8 +104,7 @@ fn fuzz(seconds: String) -> Result<()> {
 }
 
 fn bench_scenes() -> Result<()> {
-    util::cargo(&["build", "--release", "-p", "relsim-companion"])?;
-    let relsim = util::target_dir().join("release/relsim");
+    let relsim = util::build_release_relsim()?;
     util::step("scene generation speed");
     util::run(util::command(&relsim).args(["bench", "scenes", "--count", "2000"]))?;
     let data = util::target_dir().join("scenes-bench");

@@ -42,6 +42,13 @@ pub fn cargo(args: &[&str]) -> Result<()> {
     run(command(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())).args(args))
 }
 
+/// Builds the release `relsim` with every backend (CUDA needs its driver only at run time, so
+/// the binary runs everywhere and `--backend auto` picks what the machine has); returns its path.
+pub fn build_release_relsim() -> Result<std::path::PathBuf> {
+    cargo(&["build", "--release", "-p", "relsim-companion", "--features", "wgpu,cuda"])?;
+    Ok(target_dir().join("release/relsim"))
+}
+
 /// Prints a step header.
 pub fn step(what: &str) {
     println!("\n==> {what}");

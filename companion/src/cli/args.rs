@@ -21,11 +21,16 @@ pub fn one_of<T: Copy + Send + Sync + 'static>(choices: Choices<T>) -> impl Type
         .map(move |name| choices.iter().find(|(n, _, _)| *n == name).map(|(_, value, _)| *value).expect("clap accepts only listed names"))
 }
 
+/// A backend, or `None`: the best one this machine has ([`crate::backend::auto`]). Not spelled
+/// `Option`, so that clap takes it as one value rather than an optional flag.
+pub type BackendChoice = Option<BackendKind>;
+
 /// `--backend`.
-pub const BACKENDS: Choices<BackendKind> = &[
-    ("ndarray", BackendKind::Ndarray, "CPU (burn-ndarray); always available"),
-    ("wgpu", BackendKind::Wgpu, "wgpu: Vulkan, Metal or DX12 (build with `--features wgpu`)"),
-    ("cuda", BackendKind::Cuda, "NVIDIA CUDA (build with `--features cuda`)"),
+pub const BACKENDS: Choices<BackendChoice> = &[
+    ("auto", None, "CUDA if built in and a device is found, else wgpu if built in and a GPU adapter is found, else the CPU"),
+    ("ndarray", Some(BackendKind::Ndarray), "CPU (burn-ndarray); always available"),
+    ("wgpu", Some(BackendKind::Wgpu), "wgpu: Vulkan, Metal or DX12 (built in with `--features wgpu`)"),
+    ("cuda", Some(BackendKind::Cuda), "NVIDIA CUDA (built in with `--features cuda`; needs the driver at run time)"),
 ];
 
 /// `--precision`.
@@ -82,8 +87,8 @@ pub struct EncoderArgs {
     #[arg(long, value_parser = one_of(PREPROCESSING), default_value = "native")]
     pub preprocess: PreprocessMode,
     /// Compute backend for model-backed encoders.
-    #[arg(long, value_parser = one_of(BACKENDS), default_value = "ndarray")]
-    pub backend: BackendKind,
+    #[arg(long, value_parser = one_of(BACKENDS), default_value = "auto")]
+    pub backend: BackendChoice,
     /// For `qwen`: float type of weights and activations on the device (f16/bf16 on CUDA).
     #[arg(long, value_parser = one_of(PRECISIONS), default_value = "f32")]
     pub precision: Precision,
@@ -91,7 +96,8 @@ pub struct EncoderArgs {
 
 impl From<EncoderArgs> for EncoderOptions {
     fn from(a: EncoderArgs) -> Self {
-        EncoderOptions { lite: a.lite, base: a.base, adapter: a.adapter, tokenizer: a.tokenizer, preprocess: a.preprocess, backend: a.backend, precision: a.precision }
+        let backend = crate::backend::resolve(a.backend);
+        EncoderOptions { lite: a.lite, base: a.base, adapter: a.adapter, tokenizer: a.tokenizer, preprocess: a.preprocess, backend, precision: a.precision }
     }
 }
 
@@ -123,7 +129,7 @@ mod tests {
 
     #[test]
     fn every_enum_value_has_one_name() {
-        covers(BACKENDS, &[BackendKind::Ndarray, BackendKind::Wgpu, BackendKind::Cuda]);
+        covers(BACKENDS, &[None, Some(BackendKind::Ndarray), Some(BackendKind::Wgpu), Some(BackendKind::Cuda)]);
         covers(PRECISIONS, &[Precision::F32, Precision::F16, Precision::Bf16]);
         covers(PREPROCESSING, &[PreprocessMode::Native, PreprocessMode::Train]);
         covers(SPLITS, &[Split::Train, Split::Val, Split::Test]);
@@ -158,8 +164,9 @@ mod tests {
         let Command::Index { libraries, index } = Cli::try_parse_from(["relsim", "index", "--library", "pics"]).unwrap().command else { panic!("index") };
         assert_eq!(libraries, [PathBuf::from("pics")]);
         assert_eq!(index.model, "lite");
+        assert_eq!(index.encoder.backend, None, "the backend is picked at run time by default");
         let options = EncoderOptions::from(index.encoder);
-        assert_eq!((options.preprocess, options.backend, options.precision), (PreprocessMode::Native, BackendKind::Ndarray, Precision::F32));
+        assert_eq!((options.preprocess, options.precision), (PreprocessMode::Native, Precision::F32));
         let parsed = Cli::try_parse_from(["relsim", "serve", "--model", "qwen", "--preprocess", "train", "--backend", "wgpu", "--precision", "bf16"]).unwrap();
         let Command::Serve { libraries, index, .. } = parsed.command else { panic!("serve") };
         assert!(libraries.is_empty(), "serve may start without folders");

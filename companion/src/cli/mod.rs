@@ -19,7 +19,7 @@ use crate::backend::{with_backend, BackendKind};
 use crate::encoders::{EncoderOptions, BASELINES};
 use crate::paths;
 use crate::scenes::Split;
-use args::{one_of, EncoderArgs, IndexArgs, BACKENDS, PRECISIONS, SPLITS};
+use args::{one_of, BackendChoice, EncoderArgs, IndexArgs, BACKENDS, PRECISIONS, SPLITS};
 use distill::DistillArgs;
 use train::TrainArgs;
 
@@ -43,8 +43,8 @@ pub enum Command {
         #[arg(long, env = "RELSIM_MINILM_DIR", default_value_os_t = paths::default_minilm_dir())]
         minilm_dir: PathBuf,
         /// Compute backend.
-        #[arg(long, value_parser = one_of(BACKENDS), default_value = "ndarray")]
-        backend: BackendKind,
+        #[arg(long, value_parser = one_of(BACKENDS), default_value = "auto")]
+        backend: BackendChoice,
         /// Sentences per forward pass.
         #[arg(long, default_value_t = 32)]
         batch_size: usize,
@@ -274,8 +274,8 @@ pub enum BenchCommand {
     /// Images/s of the Qwen2.5-VL relsim encoder at the 7B shape (random weights, 448x448 images), per batch size.
     QwenSpeed {
         /// Compute backend.
-        #[arg(long, value_parser = one_of(BACKENDS), default_value = "ndarray")]
-        backend: BackendKind,
+        #[arg(long, value_parser = one_of(BACKENDS), default_value = "auto")]
+        backend: BackendChoice,
         /// Float type on the device.
         #[arg(long, value_parser = one_of(PRECISIONS), default_value = "f32")]
         precision: crate::backend::Precision,
@@ -304,8 +304,8 @@ pub enum BenchCommand {
         #[arg(long, default_value_os_t = paths::default_text_corpus())]
         corpus: PathBuf,
         /// Compute backend.
-        #[arg(long, value_parser = one_of(BACKENDS), default_value = "ndarray")]
-        backend: BackendKind,
+        #[arg(long, value_parser = one_of(BACKENDS), default_value = "auto")]
+        backend: BackendChoice,
         /// Seconds per batch size.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
@@ -316,7 +316,7 @@ pub enum BenchCommand {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::EmbedText { texts, minilm_dir, backend, batch_size } => {
-            embed_text(&texts, &minilm_dir, backend, batch_size.max(1))
+            embed_text(&texts, &minilm_dir, crate::backend::resolve(backend), batch_size.max(1))
         }
         Command::EmbedImage { model, images } => {
             let model = model.into();
@@ -346,7 +346,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Command::Bench { which: BenchCommand::Text { minilm_dir, corpus, backend, seconds } } => {
-            crate::bench::bench_text(&minilm_dir, &corpus, backend, seconds)
+            crate::bench::bench_text(&minilm_dir, &corpus, crate::backend::resolve(backend), seconds)
         }
         Command::Scenes { which: ScenesCommand::Generate { out, count, seed, size } } => {
             let bar = progress_bar(count as u64, "scenes");
@@ -378,7 +378,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             crate::bench::bench_relational(&data, split, &encoders, &options.into(), &json)
         }
         Command::Bench { which: BenchCommand::QwenSpeed { backend, precision, layers, blocks, batches, seconds, tokenizer } } => {
-            crate::bench::bench_qwen_speed(&crate::bench::QwenSpeed { backend, precision, layers, blocks, batches, seconds, tokenizer })
+            crate::bench::bench_qwen_speed(&crate::bench::QwenSpeed { backend: crate::backend::resolve(backend), precision, layers, blocks, batches, seconds, tokenizer })
         }
         Command::Bench { which: BenchCommand::Serve { clients, seconds, images, minilm_dir, encoder } } => {
             crate::server::loadtest::run(crate::server::loadtest::LoadTest { clients, seconds, images, minilm_dir, encoder: encoder.into() })

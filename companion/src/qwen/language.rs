@@ -38,6 +38,21 @@ impl<B: Backend> LoraLinear<B> {
     }
 }
 
+impl<B: Backend> LoraLinear<B> {
+    /// The same map with the LoRA update folded into the weight, `W + scale·A·B` (burn keeps
+    /// weights as `[in, out]`): one matmul per call instead of three, for inference. Training
+    /// keeps the factors apart.
+    pub fn merged(self) -> Self {
+        match self.lora {
+            None => self,
+            Some(l) => {
+                let delta = l.a.weight.val().matmul(l.b.weight.val()).mul_scalar(l.scale);
+                LoraLinear { base: Linear { weight: self.base.weight.map(|w| w + delta), bias: self.base.bias }, lora: None }
+            }
+        }
+    }
+}
+
 /// Grouped-query self-attention with M-RoPE.
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
@@ -50,20 +65,37 @@ pub struct Attention<B: Backend> {
 }
 
 impl<B: Backend> Attention<B> {
-    /// `x` `[1, S, H]`, rotary tables `[S, head_dim]`, additive causal mask `[S, S]`.
-    pub fn forward(&self, x: Tensor<B, 3>, cos: &Tensor<B, 2>, sin: &Tensor<B, 2>, mask: &Tensor<B, 2>) -> Tensor<B, 3> {
+    /// `x` `[batch, S, H]` with the sequence's `plan` (rotary tables, causal mask).
+    pub fn forward(&self, x: Tensor<B, 3>, plan: &DecoderPlan<B>) -> Tensor<B, 3> {
         let [b, s, h] = x.dims();
         let hd = h / self.num_heads;
         let rep = self.num_heads / self.num_kv_heads;
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2);
-        let (cos4, sin4) = (cos.clone().unsqueeze::<4>(), sin.clone().unsqueeze::<4>());
+        let (cos4, sin4) = (plan.cos.clone().unsqueeze::<4>(), plan.sin.clone().unsqueeze::<4>());
         let q = rope::apply(heads(self.q_proj.forward(x.clone()), self.num_heads), cos4.clone(), sin4.clone());
         let k = rope::apply(heads(self.k_proj.forward(x.clone()), self.num_kv_heads), cos4, sin4);
         let v = heads(self.v_proj.forward(x), self.num_kv_heads);
-        // Each key/value head serves `rep` consecutive query heads.
-        let expand = |t: Tensor<B, 4>| t.unsqueeze_dim::<5>(2).repeat_dim(2, rep).reshape([b, self.num_heads, s, hd]);
-        let out = scaled_dot_product(q, expand(k), expand(v), Some(mask.clone().unsqueeze::<4>())).swap_dims(1, 2).reshape([b, s, h]);
-        self.o_proj.forward(out)
+        // Key/value head j serves query heads j·rep .. j·rep + rep: those queries are stacked
+        // along the sequence, so K and V are used as they are instead of being copied rep times.
+        let q = q.reshape([b, self.num_kv_heads, rep * s, hd]);
+        let out = scaled_dot_product(q, k, v, Some(plan.causal(rep))).reshape([b, self.num_heads, s, hd]);
+        self.o_proj.forward(out.swap_dims(1, 2).reshape([b, s, h]))
+    }
+}
+
+/// What the decoder derives from the position ids alone (one per prompt shape, made once):
+/// the M-RoPE tables `[S, head_dim]` and the causal mask, stacked for each query group size.
+pub struct DecoderPlan<B: Backend> {
+    cos: Tensor<B, 2>,
+    sin: Tensor<B, 2>,
+    /// `[1, 1, rep · S, S]` additive: query row r is position r mod S.
+    causal: Tensor<B, 4>,
+}
+
+impl<B: Backend> DecoderPlan<B> {
+    fn causal(&self, rep: usize) -> Tensor<B, 4> {
+        debug_assert_eq!(self.causal.dims()[2], rep * self.causal.dims()[3], "planned for another head grouping");
+        self.causal.clone()
     }
 }
 
@@ -156,6 +188,19 @@ impl<B: Backend> LanguageModel<B> {
         })
     }
 
+    /// The model with every layer's LoRA folded into its q/v weights (see [`LoraLinear::merged`]).
+    pub fn merge_lora(mut self) -> Self {
+        self.layers = std::mem::take(&mut self.layers)
+            .into_iter()
+            .map(|mut layer| {
+                layer.self_attn.q_proj = layer.self_attn.q_proj.merged();
+                layer.self_attn.v_proj = layer.self_attn.v_proj.merged();
+                layer
+            })
+            .collect();
+        self
+    }
+
     /// Token embeddings `[1, S, H]`, the `<|image_pad|>` run starting at `start` replaced by
     /// the image features, in order.
     pub fn embed(&self, input_ids: &[u32], image: Option<(Tensor<B, 2>, usize)>) -> Tensor<B, 3> {
@@ -170,19 +215,53 @@ impl<B: Backend> LanguageModel<B> {
         x.unsqueeze::<3>()
     }
 
-    /// Final hidden states `[1, S, H]` (after the last RMSNorm) for `embeds` at M-RoPE `position_ids`.
+    /// The rotary tables and causal mask of a sequence at M-RoPE `position_ids`.
+    pub fn plan(&self, position_ids: &[Vec<i64>; 3], device: &B::Device) -> DecoderPlan<B> {
+        let s = position_ids[0].len();
+        let (cos, sin) = rope::mrope_tables::<B>(position_ids, self.head_dim, self.rope_theta, self.mrope_section, device);
+        let rep = self.layers.first().map_or(1, |l| l.self_attn.num_heads / l.self_attn.num_kv_heads);
+        let causal: Vec<f32> = (0..rep * s * s).map(|i| if i % s > (i / s) % s { f32::NEG_INFINITY } else { 0.0 }).collect();
+        DecoderPlan { cos, sin, causal: Tensor::from_data(TensorData::new(causal, [1, 1, rep * s, s]), device) }
+    }
+
+    /// Final hidden states `[batch, S, H]` (after the last RMSNorm) for `embeds` at M-RoPE `position_ids`.
     pub fn forward(&self, embeds: Tensor<B, 3>, position_ids: &[Vec<i64>; 3]) -> Tensor<B, 3> {
-        let device = embeds.device();
-        let s = embeds.dims()[1];
-        let (cos, sin) = rope::mrope_tables::<B>(position_ids, self.head_dim, self.rope_theta, self.mrope_section, &device);
-        let causal: Vec<f32> = (0..s * s).map(|i| if i % s > i / s { f32::NEG_INFINITY } else { 0.0 }).collect();
-        let mask = Tensor::<B, 2>::from_data(TensorData::new(causal, [s, s]), &device);
+        let plan = self.plan(position_ids, &embeds.device());
+        self.forward_planned(embeds, &plan)
+    }
+
+    /// As [`forward`](Self::forward), with the sequence's plan made beforehand.
+    pub fn forward_planned(&self, embeds: Tensor<B, 3>, plan: &DecoderPlan<B>) -> Tensor<B, 3> {
         let mut x = embeds;
         for layer in &self.layers {
-            let attn = layer.self_attn.forward(layer.input_layernorm.forward(x.clone()), &cos, &sin, &mask);
+            let attn = layer.self_attn.forward(layer.input_layernorm.forward(x.clone()), plan);
             x = x + attn;
             x = x.clone() + layer.mlp.forward(layer.post_attention_layernorm.forward(x));
         }
         self.norm.forward(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::nn::{DropoutConfig, LinearConfig};
+    use burn::tensor::Distribution;
+
+    type B = NdArray<f32>;
+
+    #[test]
+    fn a_merged_lora_projection_computes_what_the_factors_compute() {
+        let device = Default::default();
+        let linear = |i: usize, o: usize, bias: bool| LinearConfig::new(i, o).with_bias(bias).init::<B>(&device);
+        let lora = Lora { a: linear(8, 2, false), b: linear(2, 6, false), scale: 2.0, dropout: DropoutConfig::new(0.0).init() };
+        let unmerged = LoraLinear { base: linear(8, 6, true), lora: Some(lora) };
+        let x = Tensor::<B, 3>::random([2, 5, 8], Distribution::Normal(0.0, 1.0), &device);
+        let expected = unmerged.forward(x.clone());
+        let merged = unmerged.merged();
+        assert!(merged.lora.is_none());
+        let diff = (merged.forward(x) - expected).abs().max().into_scalar();
+        assert!(diff < 1e-5, "max difference {diff}");
     }
 }

@@ -1,6 +1,8 @@
 //! The relsim encoder: image → Qwen2.5-VL → last hidden state at `<|query|>` → projection → L2.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context};
 use burn::module::Param;
@@ -12,10 +14,10 @@ use relsim_shared::text::minilm::l2_normalize;
 use relsim_shared::weights::Weights;
 
 use super::config::QwenConfig;
-use super::language::{LanguageModel, LayerLora, Lora};
+use super::language::{DecoderPlan, LanguageModel, LayerLora, Lora};
 use super::prompt::Prompt;
 use super::rope;
-use super::vision::VisionTower;
+use super::vision::{VisionPlan, VisionTower};
 use crate::weights::MappedWeights;
 
 /// Key prefixes of the two checkpoint layouts.
@@ -96,6 +98,7 @@ pub struct RelsimEncoder<B: Backend> {
     pub projection: Linear<B>,
     pub prompt: Prompt,
     pub image_config: QwenImageConfig,
+    plans: GridPlans<B>,
     device: B::Device,
 }
 
@@ -155,9 +158,50 @@ pub struct Towers<'a, B: Backend> {
     pub vision: &'a VisionTower<B>,
     pub language: &'a LanguageModel<B>,
     pub projection: &'a Linear<B>,
+    /// Where plans of grids seen before are kept.
+    pub plans: &'a GridPlans<B>,
+}
+
+/// What embedding images of one patch grid needs besides their pixels, made once per grid: the
+/// prompt (token ids, where the image and `<|query|>` sit, its token embeddings) and both
+/// towers' plans. Nothing of it is computed or uploaded again for the next image of that grid.
+pub struct GridPlan<B: Backend> {
+    image_start: usize,
+    query_index: usize,
+    /// The prompt's token embeddings `[1, S, H]`; each image's features replace its pad rows.
+    token_embeds: Tensor<B, 3>,
+    vision: VisionPlan<B>,
+    decoder: DecoderPlan<B>,
+}
+
+/// Plans by patch grid (`[t, h, w]`).
+pub struct GridPlans<B: Backend>(Mutex<HashMap<[usize; 3], Arc<GridPlan<B>>>>);
+
+impl<B: Backend> Default for GridPlans<B> {
+    fn default() -> Self {
+        GridPlans(Mutex::new(HashMap::new()))
+    }
 }
 
 impl<B: Backend> Towers<'_, B> {
+    /// The plan of `grid`, made on first use.
+    fn plan(&self, grid: [usize; 3], device: &B::Device) -> Arc<GridPlan<B>> {
+        let mut plans = self.plans.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        plans
+            .entry(grid)
+            .or_insert_with(|| {
+                let (input_ids, image_start, query_index, position_ids) = prompt_tokens(self.config, self.prompt, grid);
+                Arc::new(GridPlan {
+                    image_start,
+                    query_index,
+                    token_embeds: self.language.embed(&input_ids, None),
+                    vision: self.vision.plan((grid[1], grid[2]), device),
+                    decoder: self.language.plan(&position_ids, device),
+                })
+            })
+            .clone()
+    }
+
     /// Unit embeddings `[n, out]` of images that share one patch grid, as one batch;
     /// `query_row` `[1, hidden]`, when given, replaces the `<|query|>` token's input embedding
     /// (the row the trainer learns).
@@ -167,17 +211,15 @@ impl<B: Backend> Towers<'_, B> {
         let (n, rows, patch_dim) = (pixels.len(), pixels[0].rows, pixels[0].patch_dim);
         let values: Vec<f32> = pixels.iter().flat_map(|p| p.values.iter().copied()).collect();
         let batch = Tensor::<B, 3>::from_data(TensorData::new(values, [n, rows, patch_dim]), device);
-        let (input_ids, image_start, query_index, position_ids) = prompt_tokens(self.config, self.prompt, grid);
-        let features = self.vision.forward(batch, (grid[1], grid[2])).merged;
-        let embeds = (0..n)
-            .map(|b| self.language.embed(&input_ids, Some((features.clone().narrow(0, b, 1).squeeze_dim::<2>(0), image_start))))
-            .collect();
-        let mut embeds: Tensor<B, 3> = Tensor::cat(embeds, 0);
-        let h = embeds.dims()[2];
+        let plan = self.plan(grid, device);
+        let features = self.vision.forward(batch, &plan.vision).merged;
+        let [_, m, h] = features.dims();
+        let (start, query_index) = (plan.image_start, plan.query_index);
+        let mut embeds = plan.token_embeds.clone().repeat_dim(0, n).slice_assign([0..n, start..start + m, 0..h], features);
         if let Some(row) = query_row {
             embeds = embeds.slice_assign([0..n, query_index..query_index + 1, 0..h], row.unsqueeze::<3>().expand([n, 1, h]));
         }
-        let hidden = self.language.forward(embeds, &position_ids);
+        let hidden = self.language.forward_planned(embeds, &plan.decoder);
         let query_hidden = hidden.narrow(1, query_index, 1).reshape([n, h]);
         l2_normalize(self.projection.forward(query_hidden))
     }
@@ -266,9 +308,9 @@ impl<B: Backend> RelsimEncoder<B> {
             .collect::<anyhow::Result<Vec<_>>>()?;
         let embed = w.embedding("embed_tokens", prompt.len(), t.hidden_size, device)?;
         let vision = VisionTower::from_weights(&config.vision, &w, "visual.", device)?;
-        let language = LanguageModel::from_weights(t, &w, "model.", embed, lora, device)?;
+        let language = LanguageModel::from_weights(t, &w, "model.", embed, lora, device)?.merge_lora();
         let projection = w.linear("projection", t.hidden_size, 384, true, device)?;
-        Ok(Self { config, vision, language, projection, prompt, image_config: QwenImageConfig::default(), device: device.clone() })
+        Ok(Self { config, vision, language, projection, prompt, image_config: QwenImageConfig::default(), plans: GridPlans::default(), device: device.clone() })
     }
 
     /// Loads the base model, applies the adapter and reads the projection.
@@ -337,9 +379,10 @@ impl<B: Backend> RelsimEncoder<B> {
         };
 
         let vision = VisionTower::from_weights(&config.vision, &weights, layout.vision, device)?;
-        let language = LanguageModel::from_weights(text, &weights, layout.language, embed_tokens, lora, device)?;
+        // Inference never needs the factors apart: fold them into q/v once, here.
+        let language = LanguageModel::from_weights(text, &weights, layout.language, embed_tokens, lora, device)?.merge_lora();
         let projection = load_projection(adapter, text.hidden_size, device)?;
-        Ok(Self { config, vision, language, projection, prompt, image_config, device: device.clone() })
+        Ok(Self { config, vision, language, projection, prompt, image_config, plans: GridPlans::default(), device: device.clone() })
     }
 
     /// Runs one decoded image through every stage.
@@ -353,7 +396,7 @@ impl<B: Backend> RelsimEncoder<B> {
         let [_, gh, gw] = pixels.grid_thw;
         let (input_ids, image_start, query_index, position_ids) = self.tokens(pixels.grid_thw);
         let pixel_tensor = Tensor::<B, 3>::from_data(TensorData::new(pixels.values.clone(), [1, pixels.rows, pixels.patch_dim]), &self.device);
-        let vision = self.vision.forward(pixel_tensor, (gh, gw));
+        let vision = self.vision.forward(pixel_tensor, &self.vision.plan((gh, gw), &self.device));
         let image_features = vision.merged.squeeze_dim::<2>(0);
         let embeds = self.language.embed(&input_ids, Some((image_features.clone(), image_start)));
         let hidden = self.language.forward(embeds, &position_ids);
@@ -389,7 +432,14 @@ impl<B: Backend> RelsimEncoder<B> {
         for grid in grids {
             let members: Vec<usize> = (0..pixels.len()).filter(|&i| pixels[i].grid_thw == grid).collect();
             let group: Vec<&PixelValues> = members.iter().map(|&i| &pixels[i]).collect();
-            let towers = Towers { config: &self.config, prompt: &self.prompt, vision: &self.vision, language: &self.language, projection: &self.projection };
+            let towers = Towers {
+                config: &self.config,
+                prompt: &self.prompt,
+                vision: &self.vision,
+                language: &self.language,
+                projection: &self.projection,
+                plans: &self.plans,
+            };
             let embedding = towers.embed_group(&group, None, &self.device);
             let dim = embedding.dims()[1];
             let values = embedding.into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("reading embeddings: {e:?}"))?;

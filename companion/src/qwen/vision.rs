@@ -24,8 +24,9 @@ pub struct VisionAttention<B: Backend> {
 }
 
 impl<B: Backend> VisionAttention<B> {
-    /// `x` `[batch, N, C]`; `cos`/`sin` `[N, head_dim]`; `mask` `[N, N]` additive (None = all attend).
-    pub fn forward(&self, x: Tensor<B, 3>, cos: &Tensor<B, 2>, sin: &Tensor<B, 2>, mask: Option<&Tensor<B, 2>>) -> Tensor<B, 3> {
+    /// `x` `[batch, N, C]` in window order; `cos`/`sin` `[N, head_dim]`; `windows`: attend only
+    /// within each window (None: every patch attends to every patch of its image).
+    pub fn forward(&self, x: Tensor<B, 3>, cos: &Tensor<B, 2>, sin: &Tensor<B, 2>, windows: Option<&Windows<B>>) -> Tensor<B, 3> {
         let [b, n, c] = x.dims();
         let hd = c / self.num_heads;
         let qkv = self.qkv.forward(x).reshape([b, n, 3, self.num_heads, hd]);
@@ -34,9 +35,75 @@ impl<B: Backend> VisionAttention<B> {
         let q = rope::apply(part(0), cos4.clone(), sin4.clone());
         let k = rope::apply(part(1), cos4, sin4);
         let v = part(2);
-        let mask = mask.map(|m| m.clone().unsqueeze::<4>());
-        let out = scaled_dot_product(q, k, v, mask).swap_dims(1, 2).reshape([b, n, c]);
-        self.proj.forward(out)
+        let out = match windows {
+            None => scaled_dot_product(q, k, v, None),
+            Some(w) => w.join(scaled_dot_product(w.split(q), w.split(k), w.split(v), w.padding_mask(b)), b),
+        };
+        self.proj.forward(out.swap_dims(1, 2).reshape([b, n, c]))
+    }
+}
+
+/// Window attention as a batch of windows: the tokens (already in window order, each window
+/// contiguous) are cut into `count` windows of `len` slots, so attention costs `count · len²`
+/// rather than `N²` and needs no `N × N` mask. Edge windows of a grid that is not a multiple of
+/// the window are padded; the padding is masked as keys and dropped afterwards.
+pub struct Windows<B: Backend> {
+    count: usize,
+    len: usize,
+    /// `[count · len]` token index of each slot, `N` (a zero row) for padding, and `[N]` the
+    /// slot of each token; None when every window is full (a reshape does it).
+    padding: Option<(Tensor<B, 1, Int>, Tensor<B, 1, Int>, Tensor<B, 4>)>,
+}
+
+impl<B: Backend> Windows<B> {
+    /// The windows of `sizes` tokens each, in order.
+    fn new(sizes: &[usize], device: &B::Device) -> Self {
+        let (count, len) = (sizes.len(), sizes.iter().copied().max().unwrap_or(1));
+        let n: usize = sizes.iter().sum();
+        if sizes.iter().all(|&s| s == len) {
+            return Self { count, len, padding: None };
+        }
+        let (mut gather, mut scatter, mut mask) = (vec![n as i64; count * len], vec![0i64; n], vec![0f32; count * len]);
+        let mut token = 0;
+        for (w, &size) in sizes.iter().enumerate() {
+            for slot in 0..len {
+                if slot < size {
+                    gather[w * len + slot] = token as i64;
+                    scatter[token] = (w * len + slot) as i64;
+                    token += 1;
+                } else {
+                    mask[w * len + slot] = f32::NEG_INFINITY;
+                }
+            }
+        }
+        let index = |v: Vec<i64>| Tensor::<B, 1, Int>::from_data(TensorData::new(v.clone(), [v.len()]), device);
+        let mask = Tensor::<B, 4>::from_data(TensorData::new(mask, [count, 1, 1, len]), device);
+        Self { count, len, padding: Some((index(gather), index(scatter), mask)) }
+    }
+
+    /// `[b, heads, N, d]` → `[b · count, heads, len, d]`.
+    fn split(&self, t: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [b, h, _, d] = t.dims();
+        let t = match &self.padding {
+            None => t,
+            Some((gather, _, _)) => Tensor::cat(vec![t.clone(), Tensor::zeros([b, h, 1, d], &t.device())], 2).select(2, gather.clone()),
+        };
+        t.reshape([b, h, self.count, self.len, d]).swap_dims(1, 2).reshape([b * self.count, h, self.len, d])
+    }
+
+    /// The inverse of `split`: `[b · count, heads, len, d]` → `[b, heads, N, d]`.
+    fn join(&self, t: Tensor<B, 4>, b: usize) -> Tensor<B, 4> {
+        let [_, h, _, d] = t.dims();
+        let t = t.reshape([b, self.count, h, self.len, d]).swap_dims(1, 2).reshape([b, h, self.count * self.len, d]);
+        match &self.padding {
+            None => t,
+            Some((_, scatter, _)) => t.select(2, scatter.clone()),
+        }
+    }
+
+    /// The additive key mask `[b · count, 1, 1, len]` of the padding, if any.
+    fn padding_mask(&self, b: usize) -> Option<Tensor<B, 4>> {
+        self.padding.as_ref().map(|(_, _, mask)| mask.clone().repeat_dim(0, b))
     }
 }
 
@@ -73,6 +140,18 @@ pub struct VisionOutput<B: Backend> {
     pub patch_states: Tensor<B, 3>,
     /// Merged image features `[batch, patches / merge², out_hidden]`, one per `<|image_pad|>` token.
     pub merged: Tensor<B, 3>,
+}
+
+/// Everything a forward pass over one patch grid derives from the grid alone: the window order
+/// and its inverses, the rotary tables and the window layout.
+pub struct VisionPlan<B: Backend> {
+    grid: (usize, usize),
+    to_windows: Tensor<B, 1, Int>,
+    from_windows: Tensor<B, 1, Int>,
+    merged_from_windows: Tensor<B, 1, Int>,
+    cos: Tensor<B, 2>,
+    sin: Tensor<B, 2>,
+    windows: Windows<B>,
 }
 
 /// The vision tower.
@@ -137,10 +216,8 @@ impl<B: Backend> VisionTower<B> {
         })
     }
 
-    /// Runs images that share one patch grid: `pixels` `[batch, h·w, patch_len]` in the
-    /// processor's row order, `grid` (h, w) in patches. Images never attend to each other.
-    pub fn forward(&self, pixels: Tensor<B, 3>, grid: (usize, usize)) -> VisionOutput<B> {
-        let device = pixels.device();
+    /// What the forward pass derives from the patch grid `(h, w)` alone: made once per grid.
+    pub fn plan(&self, grid: (usize, usize), device: &B::Device) -> VisionPlan<B> {
         let (gh, gw) = grid;
         let (mh, mw) = (gh / self.merge, gw / self.merge);
         let group = self.merge * self.merge;
@@ -156,15 +233,16 @@ impl<B: Backend> VisionTower<B> {
 
         // Window order: windows of `window`² merged tokens, row-major, each window row-major.
         let mut order = Vec::with_capacity(mh * mw);
-        let mut window_of = Vec::with_capacity(mh * mw);
+        let mut sizes = Vec::new();
         for wy in 0..mh.div_ceil(self.window) {
             for wx in 0..mw.div_ceil(self.window) {
+                let before = order.len();
                 for y in wy * self.window..((wy + 1) * self.window).min(mh) {
                     for x in wx * self.window..((wx + 1) * self.window).min(mw) {
                         order.push(y * mw + x);
-                        window_of.push(wy * mw.div_ceil(self.window) + wx);
                     }
                 }
+                sizes.push((order.len() - before) * group);
             }
         }
         let patch_order: Vec<i64> = order.iter().flat_map(|&m| (0..group).map(move |k| (m * group + k) as i64)).collect();
@@ -176,30 +254,60 @@ impl<B: Backend> VisionTower<B> {
         for (i, &m) in order.iter().enumerate() {
             merged_inverse[m] = i as i64;
         }
-        let index = |v: Vec<i64>| Tensor::<B, 1, Int>::from_data(TensorData::new(v.clone(), [v.len()]), &device);
+        let index = |v: Vec<i64>| Tensor::<B, 1, Int>::from_data(TensorData::new(v.clone(), [v.len()]), device);
 
         let hd = self.patch_embed.weight.dims()[1] / self.num_heads;
         let ordered_positions: Vec<(usize, usize)> = patch_order.iter().map(|&p| positions[p as usize]).collect();
-        let (cos, sin) = rope::vision_tables::<B>(&ordered_positions, hd, ROPE_THETA, &device);
-
-        // Window attention: a patch attends only to patches of its own window.
-        let mut mask = vec![0f32; n * n];
-        for i in 0..n {
-            for j in 0..n {
-                if window_of[i / group] != window_of[j / group] {
-                    mask[i * n + j] = f32::NEG_INFINITY;
-                }
-            }
+        let (cos, sin) = rope::vision_tables::<B>(&ordered_positions, hd, ROPE_THETA, device);
+        VisionPlan {
+            grid,
+            to_windows: index(patch_order),
+            from_windows: index(inverse),
+            merged_from_windows: index(merged_inverse),
+            cos,
+            sin,
+            windows: Windows::new(&sizes, device),
         }
-        let window_mask = Tensor::<B, 2>::from_data(TensorData::new(mask, [n, n]), &device);
+    }
 
-        let mut x = self.patch_embed.forward(pixels).select(1, index(patch_order));
+    /// Runs images that share one patch grid: `pixels` `[batch, h·w, patch_len]` in the
+    /// processor's row order, with the grid's `plan`. Images never attend to each other.
+    pub fn forward(&self, pixels: Tensor<B, 3>, plan: &VisionPlan<B>) -> VisionOutput<B> {
+        debug_assert_eq!(pixels.dims()[1], plan.grid.0 * plan.grid.1, "the plan is for another grid");
+        let mut x = self.patch_embed.forward(pixels).select(1, plan.to_windows.clone());
         for (i, block) in self.blocks.iter().enumerate() {
-            let mask = if self.fullatt_blocks.contains(&i) { None } else { Some(&window_mask) };
-            x = x.clone() + block.attn.forward(block.norm1.forward(x.clone()), &cos, &sin, mask);
+            let windows = (!self.fullatt_blocks.contains(&i)).then_some(&plan.windows);
+            x = x.clone() + block.attn.forward(block.norm1.forward(x.clone()), &plan.cos, &plan.sin, windows);
             x = x.clone() + block.mlp.forward(block.norm2.forward(x));
         }
-        let merged = self.merger.forward(x.clone()).select(1, index(merged_inverse));
-        VisionOutput { patch_states: x.select(1, index(inverse)), merged }
+        let merged = self.merger.forward(x.clone()).select(1, plan.merged_from_windows.clone());
+        VisionOutput { patch_states: x.select(1, plan.from_windows.clone()), merged }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::tensor::Distribution;
+
+    type B = NdArray<f32>;
+
+    /// Ragged windows (3, 5 and 2 tokens) as one padded batch give what an N×N window mask gives.
+    #[test]
+    fn batched_windows_match_dense_masked_attention() {
+        let device = Default::default();
+        let sizes = [3usize, 5, 2];
+        let n: usize = sizes.iter().sum();
+        let windows = Windows::<B>::new(&sizes, &device);
+        let [q, k, v] = [0, 1, 2].map(|_| Tensor::<B, 4>::random([2, 3, n, 4], Distribution::Normal(0.0, 1.0), &device));
+        let batched = windows.join(scaled_dot_product(windows.split(q.clone()), windows.split(k.clone()), windows.split(v.clone()), windows.padding_mask(2)), 2);
+        let window_of: Vec<usize> = sizes.iter().enumerate().flat_map(|(w, &s)| std::iter::repeat_n(w, s)).collect();
+        let mask: Vec<f32> = (0..n * n).map(|i| if window_of[i / n] == window_of[i % n] { 0.0 } else { f32::NEG_INFINITY }).collect();
+        let dense = scaled_dot_product(q, k, v, Some(Tensor::<B, 2>::from_data(TensorData::new(mask, [n, n]), &device).unsqueeze::<4>()));
+        let diff = (batched - dense).abs().max().into_scalar();
+        assert!(diff < 1e-6, "max difference {diff}");
+        // Full windows need no padding at all.
+        assert!(Windows::<B>::new(&[4, 4], &device).padding.is_none());
     }
 }

@@ -20,7 +20,7 @@ use super::{Inner, Train, Trainee};
 use crate::qwen::config::QwenConfig;
 use crate::qwen::language::{LanguageModel, Lora};
 use crate::qwen::prompt::Prompt;
-use crate::qwen::relsim::{BaseFolder, Towers, PROJECTION_SAFETENSORS};
+use crate::qwen::relsim::{BaseFolder, GridPlans, Towers, PROJECTION_SAFETENSORS};
 use crate::qwen::vision::VisionTower;
 use crate::files::write_atomically;
 
@@ -127,7 +127,9 @@ fn pixels(context: &QwenContext, batch: &Batch) -> anyhow::Result<Vec<PixelValue
 impl<B: Backend> QwenTrainee<B> {
     /// Unit embeddings of prepared images of one grid, through `vision` and this trainee.
     fn embed_pixels(&self, context: &QwenContext, vision: &VisionTower<B>, pixels: &[PixelValues]) -> Tensor<B, 2> {
-        let towers = Towers { config: &context.config, prompt: &context.prompt, vision, language: &self.language, projection: &self.projection };
+        // A fresh plan per call: the trainer's language model changes every step.
+        let plans = GridPlans::default();
+        let towers = Towers { config: &context.config, prompt: &context.prompt, vision, language: &self.language, projection: &self.projection, plans: &plans };
         let refs: Vec<&PixelValues> = pixels.iter().collect();
         towers.embed_group(&refs, Some(self.query_row.val()), &self.query_row.device())
     }
