@@ -60,6 +60,41 @@ pub fn resolve(asked: Option<BackendKind>) -> BackendKind {
     })
 }
 
+/// Where cubecl keeps compiled kernels and autotune results: `RELSIM_KERNEL_CACHE`, else
+/// [`paths::default_kernel_cache_dir`](crate::paths::default_kernel_cache_dir).
+pub fn kernel_cache_dir() -> std::path::PathBuf {
+    std::env::var_os("RELSIM_KERNEL_CACHE").filter(|d| !d.is_empty()).map_or_else(crate::paths::default_kernel_cache_dir, Into::into)
+}
+
+/// Points cubecl's compiled-kernel cache (off by default) and its autotune results at
+/// [`kernel_cache_dir`], so that the next process finds its kernels compiled and tuned instead
+/// of spending its first forward pass on it. A `cubecl.toml` (or `burn.toml` `[cubecl]`) above
+/// the working directory that names its own caches wins; `CUBECL_*` variables still apply.
+/// Runs once, before the first GPU tensor is made.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub fn use_kernel_caches() {
+    use cubecl_runtime::config::cache::CacheConfig;
+    use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = kernel_cache_dir();
+        let mut config = CubeClRuntimeConfig::from_current_dir();
+        if config.compilation.cache.is_none() {
+            config.compilation.cache = Some(CacheConfig::File(dir.join("compilation")));
+        }
+        if matches!(config.autotune.cache, CacheConfig::Target) {
+            config.autotune.cache = CacheConfig::File(dir.join("autotune"));
+        }
+        // Setting twice panics in cubecl: leave a configuration that something else already made.
+        if CubeClRuntimeConfig::storage().lock().is_some() {
+            tracing::warn!("cubecl was configured before relsim could point its kernel caches at {}", dir.display());
+            return;
+        }
+        tracing::info!("kernel caches: {}", dir.display());
+        CubeClRuntimeConfig::set(config.override_from_env());
+    });
+}
+
 /// An error saying why, when `--backend cuda` cannot run here (burn would panic).
 #[cfg(feature = "cuda")]
 pub fn ensure_cuda() -> anyhow::Result<()> {
@@ -124,6 +159,7 @@ macro_rules! with_backend {
             #[cfg(feature = "wgpu")]
             $crate::backend::BackendKind::Wgpu => {
                 $crate::backend::ensure_wgpu()?;
+                $crate::backend::use_kernel_caches();
                 type $b = burn::backend::Wgpu<f32>;
                 let $device = burn::backend::wgpu::WgpuDevice::default();
                 $body
@@ -131,6 +167,7 @@ macro_rules! with_backend {
             #[cfg(feature = "cuda")]
             $crate::backend::BackendKind::Cuda => {
                 $crate::backend::ensure_cuda()?;
+                $crate::backend::use_kernel_caches();
                 type $b = burn::backend::Cuda<f32>;
                 let $device = burn::backend::cuda::CudaDevice::default();
                 $body
@@ -154,6 +191,7 @@ macro_rules! with_float_backend {
             #[cfg(feature = "cuda")]
             ($crate::backend::BackendKind::Cuda, $crate::backend::Precision::F16) => {
                 $crate::backend::ensure_cuda()?;
+                $crate::backend::use_kernel_caches();
                 type $b = burn::backend::Cuda<half::f16>;
                 let $device = burn::backend::cuda::CudaDevice::default();
                 $body
@@ -161,6 +199,7 @@ macro_rules! with_float_backend {
             #[cfg(feature = "cuda")]
             ($crate::backend::BackendKind::Cuda, $crate::backend::Precision::Bf16) => {
                 $crate::backend::ensure_cuda()?;
+                $crate::backend::use_kernel_caches();
                 type $b = burn::backend::Cuda<half::bf16>;
                 let $device = burn::backend::cuda::CudaDevice::default();
                 $body

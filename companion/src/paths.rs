@@ -42,6 +42,12 @@ pub fn default_qwen_tokenizer() -> PathBuf {
     workspace_root().join("tests").join("fixtures").join("qwen").join("tokenizer").join("tokenizer.json.gz")
 }
 
+/// Default place of cubecl's compiled-kernel and autotune caches (GPU backends): the
+/// git-ignored `.cache/kernels` of the workspace.
+pub fn default_kernel_cache_dir() -> PathBuf {
+    workspace_root().join(".cache").join("kernels")
+}
+
 /// Default place of the library index, thumbnails and user captions: `$XDG_DATA_HOME/relsim`,
 /// else `~/.local/share/relsim`, else `.relsim` here.
 pub fn default_data_dir() -> PathBuf {
