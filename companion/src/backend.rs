@@ -78,17 +78,17 @@ pub fn use_kernel_caches() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let dir = kernel_cache_dir();
+        // Setting twice panics in cubecl: leave a configuration that something else already made.
+        if CubeClRuntimeConfig::storage().lock().is_some() {
+            tracing::warn!("cubecl was configured before relsim could point its kernel caches at {}", dir.display());
+            return;
+        }
         let mut config = CubeClRuntimeConfig::from_current_dir();
         if config.compilation.cache.is_none() {
             config.compilation.cache = Some(CacheConfig::File(dir.join("compilation")));
         }
         if matches!(config.autotune.cache, CacheConfig::Target) {
             config.autotune.cache = CacheConfig::File(dir.join("autotune"));
-        }
-        // Setting twice panics in cubecl: leave a configuration that something else already made.
-        if CubeClRuntimeConfig::storage().lock().is_some() {
-            tracing::warn!("cubecl was configured before relsim could point its kernel caches at {}", dir.display());
-            return;
         }
         tracing::info!("kernel caches: {}", dir.display());
         CubeClRuntimeConfig::set(config.override_from_env());
@@ -113,9 +113,16 @@ pub fn ensure_wgpu() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How many CUDA devices the driver reports, or why CUDA cannot run here.
+/// How many CUDA devices the driver reports, or why CUDA cannot run here; asked once per
+/// process (`auto` and the backend's own check both need it).
 #[cfg(feature = "cuda")]
 fn cuda_devices() -> Result<i32, String> {
+    static PROBED: std::sync::OnceLock<Result<i32, String>> = std::sync::OnceLock::new();
+    PROBED.get_or_init(probe_cuda).clone()
+}
+
+#[cfg(feature = "cuda")]
+fn probe_cuda() -> Result<i32, String> {
     // Safety: both only try to load the shared library (no CUDA call is made).
     if !unsafe { cudarc::driver::sys::is_culib_present() } {
         return Err("no CUDA driver library (libcuda)".into());
@@ -127,12 +134,16 @@ fn cuda_devices() -> Result<i32, String> {
     cudarc::driver::result::device::get_count().map_err(|e| format!("counting CUDA devices: {e}"))
 }
 
-/// The adapters wgpu finds (Vulkan, Metal or DX12; `WGPU_BACKEND` narrows them).
+/// The adapters wgpu finds (Vulkan, Metal or DX12; `WGPU_BACKEND` narrows them), enumerated once
+/// per process (`auto` and the backend's own check both need them).
 #[cfg(feature = "wgpu")]
-fn wgpu_adapters() -> Vec<wgpu::AdapterInfo> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    let adapters = futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
-    adapters.iter().map(wgpu::Adapter::get_info).collect()
+fn wgpu_adapters() -> &'static [wgpu::AdapterInfo] {
+    static FOUND: std::sync::OnceLock<Vec<wgpu::AdapterInfo>> = std::sync::OnceLock::new();
+    FOUND.get_or_init(|| {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapters = futures_lite::future::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+        adapters.iter().map(wgpu::Adapter::get_info).collect()
+    })
 }
 
 /// The float type a model's weights and activations use on the device.
