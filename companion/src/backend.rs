@@ -235,6 +235,12 @@ mod tests {
         let (kind, why) = auto();
         assert_eq!(kind, BackendKind::Ndarray);
         assert!(why.contains("cuda: not in this build") && why.contains("wgpu: not in this build"), "{why}");
-        assert_eq!(resolve(Some(BackendKind::Wgpu)), BackendKind::Wgpu, "an explicit choice is kept");
+    }
+
+    #[test]
+    fn an_explicit_choice_is_kept() {
+        for kind in [BackendKind::Ndarray, BackendKind::Wgpu, BackendKind::Cuda] {
+            assert_eq!(resolve(Some(kind)), kind);
+        }
     }
 }

@@ -145,3 +145,19 @@ mod cuda {
         }
     }
 }
+
+/// The same parity on burn-wgpu, every stage within 1e-4 in f32. `cargo xtask test` runs it over
+/// lavapipe (Mesa's software Vulkan), so the GPU code path is checked on every commit without a GPU.
+#[cfg(feature = "wgpu")]
+mod wgpu {
+    use super::*;
+    use burn::backend::wgpu::{Wgpu, WgpuDevice};
+
+    #[test]
+    fn wgpu_f32_parity() {
+        for name in ["tiny_a", "tiny_b"] {
+            let worst = check_config_on::<Wgpu<f32>>(name, &WgpuDevice::default(), Some(TOLERANCE), TOLERANCE);
+            eprintln!("PARITY wgpu f32 {name}: embedding max diff {worst:e}");
+        }
+    }
+}

@@ -18,6 +18,21 @@ pub fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
     })
 }
 
+/// burn's `[in, out]` Linear weight from PyTorch's row-major `[out, in]` values, transposed on
+/// the host so the tensor is contiguous. A lazily transposed (column-major) weight is what
+/// cubecl 0.10's matmul gets wrong on wgpu for some shapes (2-32 rows, inner size ≡ 8 mod 16
+/// and ≥ 520, e.g. the 1176-wide patch embedding); row-major weights take a correct kernel.
+pub fn linear_weight<B: Backend>(values: &[f32], d_out: usize, d_in: usize, device: &B::Device) -> Tensor<B, 2> {
+    debug_assert_eq!(values.len(), d_out * d_in);
+    let mut t = vec![0f32; values.len()];
+    for (o, row) in values.chunks_exact(d_in).enumerate() {
+        for (i, &v) in row.iter().enumerate() {
+            t[i * d_out + o] = v;
+        }
+    }
+    Tensor::from_data(TensorData::new(t, [d_in, d_out]), device)
+}
+
 /// The error for a tensor stored in a type we cannot read.
 pub fn dtype_error(view: &TensorView<'_>, file: String, key: &str) -> ModelError {
     ModelError::DType { file, key: key.to_string(), dtype: format!("{:?}", view.dtype()) }
@@ -61,8 +76,7 @@ pub trait Weights {
 
     /// A linear layer from PyTorch's `{prefix}.weight` (`[out, in]`) and, if `bias`, `{prefix}.bias`.
     fn linear<B: Backend>(&self, prefix: &str, d_in: usize, d_out: usize, bias: bool, device: &B::Device) -> Result<Linear<B>> {
-        // burn stores Linear weights as [in, out]: the transpose of PyTorch's.
-        let weight = self.tensor::<B, 2>(&format!("{prefix}.weight"), [d_out, d_in], device)?.transpose();
+        let weight = linear_weight(&self.read_f32(&format!("{prefix}.weight"), &[d_out, d_in])?, d_out, d_in, device);
         let bias = if bias { Some(Param::from_tensor(self.tensor::<B, 1>(&format!("{prefix}.bias"), [d_out], device)?)) } else { None };
         Ok(Linear { weight: Param::from_tensor(weight), bias })
     }

@@ -49,6 +49,31 @@ pub fn build_release_relsim() -> Result<std::path::PathBuf> {
     Ok(target_dir().join("release/relsim"))
 }
 
+/// Points `cmd` at lavapipe, Mesa's software Vulkan driver (installed from Debian when absent),
+/// so burn-wgpu runs on the CPU: the GPU code path, checked on machines without a GPU.
+pub fn software_vulkan(cmd: &mut Command) -> Result<&mut Command> {
+    let find = || -> Option<PathBuf> {
+        std::fs::read_dir("/usr/share/vulkan/icd.d")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("lvp_icd")))
+    };
+    let icd = match find() {
+        Some(icd) => icd,
+        None => {
+            step("installing lavapipe (Debian mesa-vulkan-drivers)");
+            apt_install(&["mesa-vulkan-drivers", "libvulkan1"])?;
+            find().context("mesa-vulkan-drivers installed no lavapipe driver (lvp_icd*.json) in /usr/share/vulkan/icd.d")?
+        }
+    };
+    cmd.env("VK_ICD_FILENAMES", icd);
+    // The Vulkan loader warns on every start without a runtime directory.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        cmd.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
+    Ok(cmd)
+}
+
 /// Prints a step header.
 pub fn step(what: &str) {
     println!("\n==> {what}");

@@ -11,7 +11,7 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use image::RgbImage;
 use relsim_shared::image::preprocess::{self, PixelValues, PreprocessMode, QwenImageConfig};
 use relsim_shared::text::minilm::l2_normalize;
-use relsim_shared::weights::Weights;
+use relsim_shared::weights::{linear_weight, Weights};
 
 use super::config::QwenConfig;
 use super::language::{DecoderPlan, LanguageModel, LayerLora, Lora};
@@ -135,7 +135,7 @@ fn load_projection<B: Backend>(dir: &Path, hidden: usize, device: &B::Device) ->
     }
     let out = wshape[0];
     Ok(Linear {
-        weight: Param::from_tensor(Tensor::<B, 2>::from_data(TensorData::new(weight, [out, hidden]), device).transpose()),
+        weight: Param::from_tensor(linear_weight(&weight, out, hidden, device)),
         bias: Some(Param::from_tensor(Tensor::from_data(TensorData::new(bias, [out]), device))),
     })
 }

@@ -6,7 +6,7 @@ use burn::nn::{Linear, RmsNorm};
 use burn::tensor::activation::gelu;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use relsim_shared::attention::scaled_dot_product;
-use relsim_shared::weights::Weights;
+use relsim_shared::weights::{linear_weight, Weights};
 
 use super::config::VisionConfig;
 use super::language::SwiGlu;
@@ -176,7 +176,7 @@ impl<B: Backend> VisionTower<B> {
         let conv_shape = [c, config.in_chans, config.temporal_patch_size, config.patch_size, config.patch_size];
         let conv = w.read_f32(&format!("{prefix}patch_embed.proj.weight"), &conv_shape)?;
         let patch_embed = Linear {
-            weight: Param::from_tensor(Tensor::<B, 2>::from_data(TensorData::new(conv, [c, patch_len]), device).transpose()),
+            weight: Param::from_tensor(linear_weight(&conv, c, patch_len, device)),
             bias: None,
         };
         let blocks = (0..config.depth)
