@@ -113,33 +113,74 @@ fn synthetic_tensors(layers: usize, blocks: usize) -> Vec<(String, Vec<usize>)> 
     t
 }
 
-/// Writes the synthetic checkpoint (f32, two shards and an index) into `dir`; returns its weight bytes.
-fn write_synthetic(dir: &Path, layers: usize, blocks: usize) -> anyhow::Result<u64> {
+/// A tensor of the synthetic checkpoint whose bytes are made when the writer asks for them, so a
+/// 16 GB checkpoint is written holding one tensor at a time.
+struct SyntheticTensor {
+    shape: Vec<usize>,
+    dtype: safetensors::Dtype,
+    seed: u64,
+    /// Norm gains sit near 1, everything else near 0.
+    offset: f32,
+}
+
+impl safetensors::View for &SyntheticTensor {
+    fn dtype(&self) -> safetensors::Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> std::borrow::Cow<'_, [u8]> {
+        let len: usize = self.shape.iter().product();
+        // A cheap hash of (tensor, index): small values without a pattern the layers could align to.
+        let value = |j: usize| {
+            let h = (j as u64 ^ self.seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            self.offset + (((h >> 40) % 97) as f32 - 48.0) * 1e-3
+        };
+        let bytes = match self.dtype {
+            safetensors::Dtype::BF16 => (0..len).flat_map(|j| half::bf16::from_f32(value(j)).to_le_bytes()).collect(),
+            _ => (0..len).flat_map(|j| value(j).to_le_bytes()).collect(),
+        };
+        std::borrow::Cow::Owned(bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.shape.iter().product::<usize>() * self.dtype.bitsize() / 8
+    }
+}
+
+/// Writes the synthetic checkpoint (`dtype` F32 or BF16; shards of at most ~4 GB and an index,
+/// as the hub has them) into `dir`; returns its weight bytes.
+fn write_synthetic(dir: &Path, layers: usize, blocks: usize, dtype: safetensors::Dtype) -> anyhow::Result<u64> {
+    const SHARD_BYTES: usize = 4_000_000_000;
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("config.json"), synthetic_config(layers, blocks).to_string())?;
-    let tensors = synthetic_tensors(layers, blocks);
+    let tensors: Vec<(String, SyntheticTensor)> = synthetic_tensors(layers, blocks)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, shape))| {
+            let offset = if key.contains("norm") || key.contains("ln_q") { 1.0 } else { 0.0 };
+            (key, SyntheticTensor { shape, dtype, seed: (i as u64 + 1) << 32, offset })
+        })
+        .collect();
+    let mut shards: Vec<Vec<&(String, SyntheticTensor)>> = vec![Vec::new()];
+    let mut filled = 0;
+    for tensor in &tensors {
+        let bytes = safetensors::View::data_len(&&tensor.1);
+        if filled > 0 && filled + bytes > SHARD_BYTES {
+            shards.push(Vec::new());
+            filled = 0;
+        }
+        filled += bytes;
+        shards.last_mut().expect("one shard at least").push(tensor);
+    }
     let mut weight_map = serde_json::Map::new();
     let mut total = 0u64;
-    // Shard 1: the embedding table; shard 2: everything else.
-    let (first, rest): (Vec<_>, Vec<_>) = tensors.into_iter().partition(|(k, _)| k == "model.embed_tokens.weight");
-    for (n, part) in [first, rest].into_iter().enumerate() {
-        let file = format!("model-{:05}-of-00002.safetensors", n + 1);
-        let buffers: Vec<(String, Vec<usize>, Vec<u8>)> = part
-            .into_iter()
-            .map(|(k, shape)| {
-                let len: usize = shape.iter().product();
-                // A cheap non-constant pattern of small values.
-                let bytes = (0..len).flat_map(|j| (((j % 97) as f32 - 48.0) * 1e-3).to_le_bytes()).collect();
-                (k, shape, bytes)
-            })
-            .collect();
-        let views = buffers
-            .iter()
-            .map(|(k, s, b)| Ok((k.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)?)))
-            .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
-        safetensors::serialize_to_file(views, None, &dir.join(&file))?;
-        for (k, _, b) in &buffers {
-            total += b.len() as u64;
+    for (n, shard) in shards.iter().enumerate() {
+        let file = format!("model-{:05}-of-{:05}.safetensors", n + 1, shards.len());
+        safetensors::serialize_to_file(shard.iter().map(|(k, t)| (k.as_str(), t)), None, &dir.join(&file))
+            .with_context(|| format!("writing {}", dir.join(&file).display()))?;
+        for (k, t) in shard {
+            total += safetensors::View::data_len(&t) as u64;
             weight_map.insert(k.clone(), file.clone().into());
         }
     }
@@ -155,37 +196,87 @@ fn peak_rss_bytes() -> anyhow::Result<u64> {
 }
 
 /// Loads the checkpoint in `dir` (this process does nothing else) and prints peak RSS as JSON.
-pub fn probe_load(dir: &Path) -> anyhow::Result<()> {
+/// With `embed`, the weights are kept as stored in bf16 on the CPU (burn-flex) and one 448x448
+/// image goes through both towers (a random projection; the prompt from `embed`'s tokenizer).
+pub fn probe_load(dir: &Path, embed: Option<&Path>) -> anyhow::Result<()> {
+    let Some(tokenizer) = embed else {
+        let start = Instant::now();
+        let (_config, vision, language) = crate::qwen::relsim::load_base::<burn::backend::NdArray<f32>>(dir, &burn::backend::ndarray::NdArrayDevice::Cpu)?;
+        let seconds = start.elapsed().as_secs_f64();
+        let peak = peak_rss_bytes()?;
+        drop((vision, language));
+        println!("{}", serde_json::json!({ "peak_rss_bytes": peak, "seconds": seconds }));
+        return Ok(());
+    };
+    use relsim_shared::image::preprocess::{self, PreprocessMode, QwenImageConfig};
+    use relsim_shared::weights::Weights;
+    crate::backend::use_half_on_cpu(crate::backend::Precision::Bf16)?;
+    type B = burn::backend::Flex;
+    let device = burn::backend::flex::FlexDevice;
     let start = Instant::now();
-    let (_config, vision, language) = crate::qwen::relsim::load_base::<burn::backend::NdArray<f32>>(dir, &burn::backend::ndarray::NdArrayDevice::Cpu)?;
+    let (config, vision, language) = crate::qwen::relsim::load_base::<B>(dir, &device)?;
     let seconds = start.elapsed().as_secs_f64();
-    let peak = peak_rss_bytes()?;
-    drop((vision, language));
-    println!("{}", serde_json::json!({ "peak_rss_bytes": peak, "seconds": seconds }));
+    let loaded_rss = peak_rss_bytes()?;
+    let prompt = crate::qwen::prompt::Prompt::load(tokenizer)?;
+    let projection = crate::qwen::relsim::RandomWeights.linear("projection", config.text.hidden_size, 384, true, &device)?;
+    let image = image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
+    let pixels = preprocess::preprocess(&image, PreprocessMode::Train, &QwenImageConfig::default(), "synthetic")?;
+    let plans = crate::qwen::relsim::GridPlans::default();
+    let towers = crate::qwen::relsim::Towers { config: &config, prompt: &prompt, vision: &vision, language: &language, projection: &projection, plans: &plans };
+    let embed_start = Instant::now();
+    let embedding = towers.embed_group(&[&pixels], None, &device).into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let embed_seconds = embed_start.elapsed().as_secs_f64();
+    anyhow::ensure!(embedding.iter().all(|v| v.is_finite()), "non-finite embedding");
+    println!(
+        "{}",
+        serde_json::json!({ "peak_rss_bytes": peak_rss_bytes()?, "loaded_rss_bytes": loaded_rss, "seconds": seconds,
+            "seconds_per_image": embed_seconds, "patches": pixels.rows })
+    );
     Ok(())
 }
 
-/// Writes a synthetic checkpoint of at least 2 GB in the real layout (7B widths, few layers),
-/// loads it in a fresh process and reports peak memory against the weights' size.
-pub fn bench_load(dir: &Path, layers: usize, blocks: usize) -> anyhow::Result<()> {
-    let total = write_synthetic(dir, layers, blocks)?;
-    println!("synthetic checkpoint: {} ({:.2} GB of f32 weights, 2 shards + index, hub layout)", dir.display(), total as f64 / 1e9);
-    let out = std::process::Command::new(std::env::current_exe()?)
-        .args(["bench", "load", "--probe"])
-        .arg(dir)
-        .output()
-        .context("starting the loading probe")?;
+/// Writes a synthetic checkpoint in the real layout (7B widths; `full`: all 28 layers and 32
+/// blocks in bf16, ~16 GB, else a few layers in f32), loads it in a fresh process and reports
+/// peak memory against the weights' size; `full` also embeds one image on the CPU in bf16.
+pub fn bench_load(dir: &Path, layers: usize, blocks: usize, full: Option<&Path>) -> anyhow::Result<()> {
+    let (layers, blocks, dtype) = match full {
+        Some(_) => (28, 32, safetensors::Dtype::BF16),
+        None => (layers, blocks, safetensors::Dtype::F32),
+    };
+    let start = Instant::now();
+    let total = write_synthetic(dir, layers, blocks, dtype)?;
+    println!(
+        "synthetic checkpoint: {} ({:.2} GB of {dtype:?} weights, {layers} layers, {blocks} vision blocks, hub layout), written in {:.0} s",
+        dir.display(),
+        total as f64 / 1e9,
+        start.elapsed().as_secs_f64()
+    );
+    let mut probe = std::process::Command::new(std::env::current_exe()?);
+    probe.args(["bench", "load", "--probe"]).arg(dir);
+    if let Some(tokenizer) = full {
+        probe.arg("--tokenizer").arg(tokenizer).arg("--full");
+    }
+    let out = probe.output().context("starting the loading probe")?;
     if !out.status.success() {
         anyhow::bail!("the loading probe failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).context("reading the probe's report")?;
     let peak = report["peak_rss_bytes"].as_u64().unwrap_or(0);
+    let bar = if full.is_some() { 1.25 } else { 1.3 };
     println!(
-        "load: {:.1} s, peak RSS {:.2} GB = {:.3} x the weights' size (bar: 1.3)",
+        "load: {:.1} s, peak RSS {:.2} GB = {:.3} x the weights' size (bar: {bar})",
         report["seconds"].as_f64().unwrap_or(0.0),
         peak as f64 / 1e9,
         peak as f64 / total as f64
     );
+    if full.is_some() {
+        println!(
+            "embed: {:.1} s per 448x448 image ({} patches) on the CPU in bf16; RSS after loading {:.2} GB",
+            report["seconds_per_image"].as_f64().unwrap_or(0.0),
+            report["patches"],
+            report["loaded_rss_bytes"].as_u64().unwrap_or(0) as f64 / 1e9
+        );
+    }
     Ok(())
 }
 
@@ -261,14 +352,21 @@ pub struct QwenSpeed {
     pub batches: Vec<usize>,
     pub seconds: f64,
     pub tokenizer: std::path::PathBuf,
+    /// A config.json to time instead of the 7B shape.
+    pub config: Option<std::path::PathBuf>,
 }
 
 /// Times the encoder (vision tower, decoder, projection; pixels uploaded and embeddings read back
 /// each call; preprocessing excluded, as in the transformers script beside it) at each batch size.
 pub fn bench_qwen_speed(spec: &QwenSpeed) -> anyhow::Result<()> {
     use relsim_shared::image::preprocess::{self, PreprocessMode, QwenImageConfig};
-    let config_json = synthetic_config(spec.layers, spec.blocks).to_string();
-    let config = crate::qwen::config::QwenConfig::from_json(&config_json, "the Qwen2.5-VL-7B shape")?;
+    let config = match &spec.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            crate::qwen::config::QwenConfig::from_json(&text, &path.display().to_string())?
+        }
+        None => crate::qwen::config::QwenConfig::from_json(&synthetic_config(spec.layers, spec.blocks).to_string(), "the Qwen2.5-VL-7B shape")?,
+    };
     // Train preprocessing turns any image into the 448x448 square relsim was trained on.
     let image = image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
     let pixels = preprocess::preprocess(&image, PreprocessMode::Train, &QwenImageConfig::default(), "synthetic")?;

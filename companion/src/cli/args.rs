@@ -36,8 +36,8 @@ pub const BACKENDS: Choices<BackendChoice> = &[
 /// `--precision`.
 pub const PRECISIONS: Choices<Precision> = &[
     ("f32", Precision::F32, "32-bit floats (every backend)"),
-    ("f16", Precision::F16, "IEEE half precision (CUDA)"),
-    ("bf16", Precision::Bf16, "bfloat16, as the published Qwen2.5-VL weights are stored (CUDA)"),
+    ("f16", Precision::F16, "IEEE half precision (CUDA, or the CPU through burn-flex)"),
+    ("bf16", Precision::Bf16, "bfloat16, as the published Qwen2.5-VL weights are stored (CUDA, or the CPU through burn-flex)"),
 ];
 
 /// `--preprocess`.
@@ -89,7 +89,7 @@ pub struct EncoderArgs {
     /// Compute backend for model-backed encoders.
     #[arg(long, value_parser = one_of(BACKENDS), default_value = "auto")]
     pub backend: BackendChoice,
-    /// For `qwen`: float type of weights and activations on the device (f16/bf16 on CUDA).
+    /// For `qwen`: float type of weights and activations on the device (f16/bf16: CUDA or the CPU).
     #[arg(long, value_parser = one_of(PRECISIONS), default_value = "f32")]
     pub precision: Precision,
 }

@@ -267,6 +267,13 @@ pub enum BenchCommand {
         /// Vision blocks (each ~79 MB in f32).
         #[arg(long, default_value_t = 2)]
         blocks: usize,
+        /// The whole 7B shape in bf16 (28 layers, 32 blocks, ~16 GB), loaded and kept in bf16 on
+        /// the CPU, and one 448x448 image embedded: peak RSS and seconds per image.
+        #[arg(long)]
+        full: bool,
+        /// With --full: the tokenizer whose prompt the image is embedded with.
+        #[arg(long, default_value_os_t = paths::default_qwen_tokenizer())]
+        tokenizer: PathBuf,
         /// Internal: load DIR and report peak memory (run in a fresh process by the benchmark).
         #[arg(long, hide = true)]
         probe: Option<PathBuf>,
@@ -294,6 +301,10 @@ pub enum BenchCommand {
         /// Tokenizer file (for the prompt).
         #[arg(long, default_value_os_t = paths::default_qwen_tokenizer())]
         tokenizer: PathBuf,
+        /// A Qwen2.5-VL config.json to time instead of the 7B shape (--layers/--blocks ignored),
+        /// e.g. tests/gpu/lavapipe_config.json, narrow enough for a software Vulkan driver.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// MiniLM sentences/s at batch 1 and 32 on the parity inputs.
     Text {
@@ -337,10 +348,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{:.6}", relsim_shared::vectors::cosine(&vectors[0], &vectors[1]));
             Ok(())
         }
-        Command::Bench { which: BenchCommand::Load { dir, layers, blocks, probe } } => match probe {
-            Some(probe_dir) => crate::bench::probe_load(&probe_dir),
+        Command::Bench { which: BenchCommand::Load { dir, layers, blocks, full, tokenizer, probe } } => match probe {
+            Some(probe_dir) => crate::bench::probe_load(&probe_dir, full.then_some(tokenizer.as_path())),
             None => {
-                let result = crate::bench::bench_load(&dir, layers, blocks);
+                let result = crate::bench::bench_load(&dir, layers, blocks, full.then_some(tokenizer.as_path()));
                 let _ = std::fs::remove_dir_all(&dir);
                 result
             }
@@ -377,8 +388,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let json = json.unwrap_or_else(|| data.join(format!("bench-relational-{}.json", split.name())));
             crate::bench::bench_relational(&data, split, &encoders, &options.into(), &json)
         }
-        Command::Bench { which: BenchCommand::QwenSpeed { backend, precision, layers, blocks, batches, seconds, tokenizer } } => {
-            crate::bench::bench_qwen_speed(&crate::bench::QwenSpeed { backend: crate::backend::resolve(backend), precision, layers, blocks, batches, seconds, tokenizer })
+        Command::Bench { which: BenchCommand::QwenSpeed { backend, precision, layers, blocks, batches, seconds, tokenizer, config } } => {
+            crate::bench::bench_qwen_speed(&crate::bench::QwenSpeed { backend: crate::backend::resolve(backend), precision, layers, blocks, batches, seconds, tokenizer, config })
         }
         Command::Bench { which: BenchCommand::Serve { clients, seconds, images, minilm_dir, encoder } } => {
             crate::server::loadtest::run(crate::server::loadtest::LoadTest { clients, seconds, images, minilm_dir, encoder: encoder.into() })

@@ -3,8 +3,9 @@
 use burn::module::Module;
 use burn::nn::{Dropout, Embedding, Linear, RmsNorm};
 use burn::tensor::activation::silu;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
-use relsim_shared::attention::scaled_dot_product;
 use relsim_shared::weights::Weights;
 
 use super::config::TextConfig;
@@ -65,7 +66,7 @@ pub struct Attention<B: Backend> {
 }
 
 impl<B: Backend> Attention<B> {
-    /// `x` `[batch, S, H]` with the sequence's `plan` (rotary tables, causal mask).
+    /// `x` `[batch, S, H]` with the sequence's `plan` (rotary tables).
     pub fn forward(&self, x: Tensor<B, 3>, plan: &DecoderPlan<B>) -> Tensor<B, 3> {
         let [b, s, h] = x.dims();
         let hd = h / self.num_heads;
@@ -75,28 +76,23 @@ impl<B: Backend> Attention<B> {
         let q = rope::apply(heads(self.q_proj.forward(x.clone()), self.num_heads), cos4.clone(), sin4.clone());
         let k = rope::apply(heads(self.k_proj.forward(x.clone()), self.num_kv_heads), cos4, sin4);
         let v = heads(self.v_proj.forward(x), self.num_kv_heads);
-        // Key/value head j serves query heads j·rep .. j·rep + rep: those queries are stacked
-        // along the sequence, so K and V are used as they are instead of being copied rep times.
-        let q = q.reshape([b, self.num_kv_heads, rep * s, hd]);
-        let out = scaled_dot_product(q, k, v, Some(plan.causal(rep))).reshape([b, self.num_heads, s, hd]);
+        // Key/value head j serves query heads j·rep .. j·rep + rep. burn's attention op (flash
+        // where the backend has one, causal without a mask tensor) wants one K/V head per query
+        // head; K and V are a 1/rep sliver of the activations, so widening them costs little.
+        let widen = |t: Tensor<B, 4>| match rep {
+            1 => t,
+            _ => t.unsqueeze_dim::<5>(2).expand([b, self.num_kv_heads, rep, s, hd]).reshape([b, self.num_heads, s, hd]),
+        };
+        let out = attention(q, widen(k), widen(v), None, None, AttentionModuleOptions { is_causal: true, ..Default::default() });
         self.o_proj.forward(out.swap_dims(1, 2).reshape([b, s, h]))
     }
 }
 
 /// What the decoder derives from the position ids alone (one per prompt shape, made once):
-/// the M-RoPE tables `[S, head_dim]` and the causal mask, stacked for each query group size.
+/// the M-RoPE tables `[S, head_dim]`.
 pub struct DecoderPlan<B: Backend> {
     cos: Tensor<B, 2>,
     sin: Tensor<B, 2>,
-    /// `[1, 1, rep · S, S]` additive: query row r is position r mod S.
-    causal: Tensor<B, 4>,
-}
-
-impl<B: Backend> DecoderPlan<B> {
-    fn causal(&self, rep: usize) -> Tensor<B, 4> {
-        debug_assert_eq!(self.causal.dims()[2], rep * self.causal.dims()[3], "planned for another head grouping");
-        self.causal.clone()
-    }
 }
 
 /// SwiGLU feed-forward: `down(silu(gate x) * up x)` (biases in the vision tower, none in the LM).
@@ -215,13 +211,10 @@ impl<B: Backend> LanguageModel<B> {
         x.unsqueeze::<3>()
     }
 
-    /// The rotary tables and causal mask of a sequence at M-RoPE `position_ids`.
+    /// The rotary tables of a sequence at M-RoPE `position_ids`.
     pub fn plan(&self, position_ids: &[Vec<i64>; 3], device: &B::Device) -> DecoderPlan<B> {
-        let s = position_ids[0].len();
         let (cos, sin) = rope::mrope_tables::<B>(position_ids, self.head_dim, self.rope_theta, self.mrope_section, device);
-        let rep = self.layers.first().map_or(1, |l| l.self_attn.num_heads / l.self_attn.num_kv_heads);
-        let causal: Vec<f32> = (0..rep * s * s).map(|i| if i % s > (i / s) % s { f32::NEG_INFINITY } else { 0.0 }).collect();
-        DecoderPlan { cos, sin, causal: Tensor::from_data(TensorData::new(causal, [1, 1, rep * s, s]), device) }
+        DecoderPlan { cos, sin }
     }
 
     /// Final hidden states `[batch, S, H]` (after the last RMSNorm) for `embeds` at M-RoPE `position_ids`.

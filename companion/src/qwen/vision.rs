@@ -4,8 +4,8 @@
 use burn::module::{Module, Param};
 use burn::nn::{Linear, RmsNorm};
 use burn::tensor::activation::gelu;
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
-use relsim_shared::attention::scaled_dot_product;
+use burn::tensor::module::attention;
+use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
 use relsim_shared::weights::{linear_weight, Weights};
 
 use super::config::VisionConfig;
@@ -36,8 +36,8 @@ impl<B: Backend> VisionAttention<B> {
         let k = rope::apply(part(1), cos4, sin4);
         let v = part(2);
         let out = match windows {
-            None => scaled_dot_product(q, k, v, None),
-            Some(w) => w.join(scaled_dot_product(w.split(q), w.split(k), w.split(v), w.padding_mask(b)), b),
+            None => attention(q, k, v, None, None, Default::default()),
+            Some(w) => w.join(attention(w.split(q), w.split(k), w.split(v), w.padding_mask(b, self.num_heads), None, Default::default()), b),
         };
         self.proj.forward(out.swap_dims(1, 2).reshape([b, n, c]))
     }
@@ -50,9 +50,10 @@ impl<B: Backend> VisionAttention<B> {
 pub struct Windows<B: Backend> {
     count: usize,
     len: usize,
-    /// `[count · len]` token index of each slot, `N` (a zero row) for padding, and `[N]` the
-    /// slot of each token; None when every window is full (a reshape does it).
-    padding: Option<(Tensor<B, 1, Int>, Tensor<B, 1, Int>, Tensor<B, 4>)>,
+    /// `[count · len]` token index of each slot, `N` (a zero row) for padding, `[N]` the slot
+    /// of each token, and `[count, 1, 1, len]` true at padding; None when every window is full
+    /// (a reshape does it).
+    padding: Option<(Tensor<B, 1, Int>, Tensor<B, 1, Int>, Tensor<B, 4, Bool>)>,
 }
 
 impl<B: Backend> Windows<B> {
@@ -63,7 +64,7 @@ impl<B: Backend> Windows<B> {
         if sizes.iter().all(|&s| s == len) {
             return Self { count, len, padding: None };
         }
-        let (mut gather, mut scatter, mut mask) = (vec![n as i64; count * len], vec![0i64; n], vec![0f32; count * len]);
+        let (mut gather, mut scatter, mut mask) = (vec![n as i64; count * len], vec![0i64; n], vec![false; count * len]);
         let mut token = 0;
         for (w, &size) in sizes.iter().enumerate() {
             for slot in 0..len {
@@ -72,12 +73,12 @@ impl<B: Backend> Windows<B> {
                     scatter[token] = (w * len + slot) as i64;
                     token += 1;
                 } else {
-                    mask[w * len + slot] = f32::NEG_INFINITY;
+                    mask[w * len + slot] = true;
                 }
             }
         }
         let index = |v: Vec<i64>| Tensor::<B, 1, Int>::from_data(TensorData::new(v.clone(), [v.len()]), device);
-        let mask = Tensor::<B, 4>::from_data(TensorData::new(mask, [count, 1, 1, len]), device);
+        let mask = Tensor::<B, 4, Bool>::from_data(TensorData::new(mask, [count, 1, 1, len]), device);
         Self { count, len, padding: Some((index(gather), index(scatter), mask)) }
     }
 
@@ -101,9 +102,9 @@ impl<B: Backend> Windows<B> {
         }
     }
 
-    /// The additive key mask `[b · count, 1, 1, len]` of the padding, if any.
-    fn padding_mask(&self, b: usize) -> Option<Tensor<B, 4>> {
-        self.padding.as_ref().map(|(_, _, mask)| mask.clone().repeat_dim(0, b))
+    /// The key mask `[b · count, heads, len, len]` of the padding (true: masked), if any.
+    fn padding_mask(&self, b: usize, heads: usize) -> Option<Tensor<B, 4, Bool>> {
+        self.padding.as_ref().map(|(_, _, mask)| mask.clone().repeat_dim(0, b).expand([b * self.count, heads, self.len, self.len]))
     }
 }
 
@@ -290,6 +291,7 @@ mod tests {
     use super::*;
     use burn::backend::NdArray;
     use burn::tensor::Distribution;
+    use relsim_shared::attention::scaled_dot_product;
 
     type B = NdArray<f32>;
 
@@ -301,7 +303,7 @@ mod tests {
         let n: usize = sizes.iter().sum();
         let windows = Windows::<B>::new(&sizes, &device);
         let [q, k, v] = [0, 1, 2].map(|_| Tensor::<B, 4>::random([2, 3, n, 4], Distribution::Normal(0.0, 1.0), &device));
-        let batched = windows.join(scaled_dot_product(windows.split(q.clone()), windows.split(k.clone()), windows.split(v.clone()), windows.padding_mask(2)), 2);
+        let batched = windows.join(attention(windows.split(q.clone()), windows.split(k.clone()), windows.split(v.clone()), windows.padding_mask(2, 3), None, Default::default()), 2);
         let window_of: Vec<usize> = sizes.iter().enumerate().flat_map(|(w, &s)| std::iter::repeat_n(w, s)).collect();
         let mask: Vec<f32> = (0..n * n).map(|i| if window_of[i / n] == window_of[i % n] { 0.0 } else { f32::NEG_INFINITY }).collect();
         let dense = scaled_dot_product(q, k, v, Some(Tensor::<B, 2>::from_data(TensorData::new(mask, [n, n]), &device).unsqueeze::<4>()));
