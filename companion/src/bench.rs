@@ -195,44 +195,42 @@ fn peak_rss_bytes() -> anyhow::Result<u64> {
     Ok(kb * 1024)
 }
 
-/// Loads the checkpoint in `dir` (this process does nothing else) and prints peak RSS as JSON.
-/// With `embed`, the weights are kept as stored in bf16 on the CPU (burn-flex) and one 448x448
-/// image goes through both towers (a random projection; the prompt from `embed`'s tokenizer).
-pub fn probe_load(dir: &Path, embed: Option<&Path>) -> anyhow::Result<()> {
-    let Some(tokenizer) = embed else {
-        let start = Instant::now();
-        let (_config, vision, language) = crate::qwen::relsim::load_base::<burn::backend::NdArray<f32>>(dir, &burn::backend::ndarray::NdArrayDevice::Cpu)?;
-        let seconds = start.elapsed().as_secs_f64();
-        let peak = peak_rss_bytes()?;
-        drop((vision, language));
-        println!("{}", serde_json::json!({ "peak_rss_bytes": peak, "seconds": seconds }));
-        return Ok(());
-    };
-    use relsim_shared::image::preprocess::{self, PreprocessMode, QwenImageConfig};
-    use relsim_shared::weights::Weights;
-    crate::backend::use_half_on_cpu(crate::backend::Precision::Bf16)?;
-    type B = burn::backend::Flex;
-    let device = burn::backend::flex::FlexDevice;
-    let start = Instant::now();
-    let (config, vision, language) = crate::qwen::relsim::load_base::<B>(dir, &device)?;
-    let seconds = start.elapsed().as_secs_f64();
-    let loaded_rss = peak_rss_bytes()?;
-    let prompt = crate::qwen::prompt::Prompt::load(tokenizer)?;
-    let projection = crate::qwen::relsim::RandomWeights.linear("projection", config.text.hidden_size, 384, true, &device)?;
+/// The 448x448 input of the Qwen benchmarks: a synthetic 640x480 picture under train
+/// preprocessing (the square relsim was trained on).
+fn synthetic_pixels() -> anyhow::Result<relsim_shared::image::preprocess::PixelValues> {
+    use relsim_shared::image::preprocess::{preprocess, PreprocessMode, QwenImageConfig};
     let image = image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
-    let pixels = preprocess::preprocess(&image, PreprocessMode::Train, &QwenImageConfig::default(), "synthetic")?;
-    let plans = crate::qwen::relsim::GridPlans::default();
-    let towers = crate::qwen::relsim::Towers { config: &config, prompt: &prompt, vision: &vision, language: &language, projection: &projection, plans: &plans };
-    let embed_start = Instant::now();
-    let embedding = towers.embed_group(&[&pixels], None, &device).into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let embed_seconds = embed_start.elapsed().as_secs_f64();
-    anyhow::ensure!(embedding.iter().all(|v| v.is_finite()), "non-finite embedding");
-    println!(
-        "{}",
-        serde_json::json!({ "peak_rss_bytes": peak_rss_bytes()?, "loaded_rss_bytes": loaded_rss, "seconds": seconds,
-            "seconds_per_image": embed_seconds, "patches": pixels.rows })
-    );
-    Ok(())
+    Ok(preprocess(&image, PreprocessMode::Train, &QwenImageConfig::default(), "synthetic")?)
+}
+
+/// Loads the checkpoint in `dir` on the CPU (this process does nothing else) and prints peak RSS
+/// as JSON. With `embed`, the weights stay bf16 as stored (burn-flex) and one 448x448 image goes
+/// through both towers (a random projection; the prompt from `embed`'s tokenizer).
+pub fn probe_load(dir: &Path, embed: Option<&Path>) -> anyhow::Result<()> {
+    use relsim_shared::weights::Weights;
+    let precision = if embed.is_some() { crate::backend::Precision::Bf16 } else { crate::backend::Precision::F32 };
+    crate::backend::with_float_backend!(BackendKind::Ndarray, precision, |device: B| {
+        let start = Instant::now();
+        let (config, vision, language) = crate::qwen::relsim::load_base::<B>(dir, &device)?;
+        let seconds = start.elapsed().as_secs_f64();
+        let loaded_rss = peak_rss_bytes()?;
+        let mut report = serde_json::json!({ "peak_rss_bytes": loaded_rss, "seconds": seconds });
+        if let Some(tokenizer) = embed {
+            let prompt = crate::qwen::prompt::Prompt::load(tokenizer)?;
+            let projection = crate::qwen::relsim::RandomWeights.linear("projection", config.text.hidden_size, 384, true, &device)?;
+            let pixels = synthetic_pixels()?;
+            let plans = crate::qwen::relsim::GridPlans::default();
+            let towers = crate::qwen::relsim::Towers { config: &config, prompt: &prompt, vision: &vision, language: &language, projection: &projection, plans: &plans };
+            let embed_start = Instant::now();
+            let embedding = towers.embed_group(&[&pixels], None, &device).into_data().convert::<f32>().into_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let embed_seconds = embed_start.elapsed().as_secs_f64();
+            anyhow::ensure!(embedding.iter().all(|v| v.is_finite()), "non-finite embedding");
+            report = serde_json::json!({ "peak_rss_bytes": peak_rss_bytes()?, "loaded_rss_bytes": loaded_rss, "seconds": seconds,
+                "seconds_per_image": embed_seconds, "patches": pixels.rows });
+        }
+        println!("{report}");
+        Ok(())
+    })
 }
 
 /// Writes a synthetic checkpoint in the real layout (7B widths; `full`: all 28 layers and 32
@@ -359,17 +357,11 @@ pub struct QwenSpeed {
 /// Times the encoder (vision tower, decoder, projection; pixels uploaded and embeddings read back
 /// each call; preprocessing excluded, as in the transformers script beside it) at each batch size.
 pub fn bench_qwen_speed(spec: &QwenSpeed) -> anyhow::Result<()> {
-    use relsim_shared::image::preprocess::{self, PreprocessMode, QwenImageConfig};
     let config = match &spec.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            crate::qwen::config::QwenConfig::from_json(&text, &path.display().to_string())?
-        }
+        Some(path) => crate::qwen::config::QwenConfig::read(path)?,
         None => crate::qwen::config::QwenConfig::from_json(&synthetic_config(spec.layers, spec.blocks).to_string(), "the Qwen2.5-VL-7B shape")?,
     };
-    // Train preprocessing turns any image into the 448x448 square relsim was trained on.
-    let image = image::RgbImage::from_fn(640, 480, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
-    let pixels = preprocess::preprocess(&image, PreprocessMode::Train, &QwenImageConfig::default(), "synthetic")?;
+    let pixels = synthetic_pixels()?;
     crate::backend::with_float_backend!(spec.backend, spec.precision, |device: B| {
         let start = Instant::now();
         let encoder = crate::qwen::relsim::RelsimEncoder::<B>::random(config, &spec.tokenizer, 16, &device)?;

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 
 use anyhow::{bail, Context, Result};
 
-use crate::util::{apt_install, cargo, command, output, root, run, step, target_dir};
+use crate::util::{apt_install, command, output, root, run, step, target_dir};
 
 fn ensure_chromium() -> Result<()> {
     if std::env::var_os("CHROMIUM").is_none() && !PathBuf::from("/usr/bin/chromium").exists() {

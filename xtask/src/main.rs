@@ -123,9 +123,8 @@ fn test() -> Result<()> {
     util::step("the companion compiles with the wgpu and cuda backends");
     util::cargo(&["check", "-p", "relsim-companion", "--features", "wgpu,cuda"])?;
     util::step("the relsim encoder on burn-wgpu over lavapipe (Mesa's software Vulkan): parity and kernel counts");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let args = ["test", "-p", "relsim-companion", "--features", "wgpu", "--test", "qwen_parity", "--test", "wgpu_kernels"];
-    util::run(util::software_vulkan(&mut util::command(cargo))?.args(args))?;
+    util::run(util::software_vulkan(&mut util::cargo_command())?.args(args))?;
     setup::build_web()?;
     util::cargo(&["build", "-p", "relsim-companion"])?;
     browser::run_browser_tests()

@@ -37,9 +37,14 @@ pub fn output(cmd: &mut Command) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// The cargo that runs this xtask (CARGO), in the workspace root.
+pub fn cargo_command() -> Command {
+    command(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
 /// Runs cargo with `args`.
 pub fn cargo(args: &[&str]) -> Result<()> {
-    run(command(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())).args(args))
+    run(cargo_command().args(args))
 }
 
 /// Builds the release `relsim` with every backend (CUDA needs its driver only at run time, so

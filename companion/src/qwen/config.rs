@@ -109,6 +109,12 @@ fn field<T: for<'de> Deserialize<'de>>(v: &Value, key: &str) -> anyhow::Result<T
 }
 
 impl QwenConfig {
+    /// Reads and parses the Qwen2.5-VL `config.json` at `path`.
+    pub fn read(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        Self::from_json(&text, &path.display().to_string())
+    }
+
     /// Parses a Qwen2.5-VL `config.json`; `file` names it in errors.
     pub fn from_json(text: &str, file: &str) -> anyhow::Result<Self> {
         Self::parse(text).with_context(|| format!("{file} is not a Qwen2.5-VL config"))

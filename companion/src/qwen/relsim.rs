@@ -40,9 +40,7 @@ pub(crate) fn detect_layout(weights: &MappedWeights) -> anyhow::Result<Layout> {
 /// Loads the base model's towers without an adapter (embedding rows as in the checkpoint):
 /// what the loading benchmark measures.
 pub fn load_base<B: Backend>(base: &Path, device: &B::Device) -> anyhow::Result<(QwenConfig, VisionTower<B>, LanguageModel<B>)> {
-    let config_path = base.join("config.json");
-    let text = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
-    let config = QwenConfig::from_json(&text, &config_path.display().to_string())?;
+    let config = QwenConfig::read(&base.join("config.json"))?;
     let weights = MappedWeights::open_dir(base)?;
     let layout = detect_layout(&weights)?;
     let t = &config.text;
@@ -241,8 +239,7 @@ impl BaseFolder {
     /// `image_config`, else `base/preprocessor_config.json`, else Qwen's defaults.
     pub fn open(base: &Path, tokenizer: Option<&Path>, image_config: Option<QwenImageConfig>) -> anyhow::Result<Self> {
         let config_path = base.join("config.json");
-        let text = std::fs::read_to_string(&config_path).with_context(|| format!("reading {}", config_path.display()))?;
-        let config = QwenConfig::from_json(&text, &config_path.display().to_string())?;
+        let config = QwenConfig::read(&config_path)?;
         let weights = MappedWeights::open_dir(base)?;
         let layout = detect_layout(&weights)?;
         let prompt = Prompt::load(&tokenizer.map(Path::to_path_buf).unwrap_or_else(|| base.join("tokenizer.json")))?;
