@@ -7,7 +7,7 @@ use anyhow::Context;
 use image::RgbImage;
 use rayon::prelude::*;
 use relsim_shared::image::attribute;
-use relsim_shared::image::preprocess::PreprocessMode;
+use relsim_shared::image::preprocess::{ImageBackend, PreprocessMode};
 
 use crate::backend::{with_backend, with_float_backend, BackendKind, Precision};
 use crate::qwen::relsim::{EncoderFiles, RelsimEncoder};
@@ -56,6 +56,8 @@ pub struct EncoderOptions {
     pub tokenizer: Option<PathBuf>,
     /// For `qwen`: native (own size) or train (448x448 centre square) preprocessing.
     pub preprocess: PreprocessMode,
+    /// For `qwen`: whose image processor arithmetic to reproduce.
+    pub image_backend: ImageBackend,
     /// Compute backend for model-backed encoders.
     pub backend: BackendKind,
     /// For `qwen`: float type of weights and activations on the device (f16/bf16 on CUDA).
@@ -65,7 +67,16 @@ pub struct EncoderOptions {
 impl EncoderOptions {
     /// relsim-lite from `dir` on the CPU: what a command without encoder flags uses.
     pub fn lite(dir: PathBuf) -> Self {
-        EncoderOptions { lite: dir, base: None, adapter: None, tokenizer: None, preprocess: PreprocessMode::Native, backend: BackendKind::Ndarray, precision: Precision::F32 }
+        EncoderOptions {
+            lite: dir,
+            base: None,
+            adapter: None,
+            tokenizer: None,
+            preprocess: PreprocessMode::Native,
+            image_backend: ImageBackend::default(),
+            backend: BackendKind::Ndarray,
+            precision: Precision::F32,
+        }
     }
 
     /// The Qwen relsim encoder of `base` with `adapter`, at each image's own size on the CPU.
@@ -148,7 +159,8 @@ pub fn model_id(name: &str, options: &EncoderOptions) -> anyhow::Result<String> 
             // The base's config stands for its weights (hashing 16 GB at every start is too slow).
             let mut files = vec![base.join("config.json"), adapter.join("adapter_model.safetensors")];
             files.extend([adapter.join("projection.safetensors"), adapter.join("projection_and_config.pt")].into_iter().filter(|p| p.is_file()));
-            Ok(format!("qwen-{}-{:?}", digest(&files)?, options.preprocess).to_lowercase())
+            // Preprocessing moves the vectors too: an index made one way is not reused another.
+            Ok(format!("qwen-{}-{:?}-{:?}", digest(&files)?, options.preprocess, options.image_backend).to_lowercase())
         }
         other => anyhow::bail!("`{other}` is not a relational encoder: use lite or qwen"),
     }
@@ -175,7 +187,9 @@ pub fn by_name(name: &str, options: &EncoderOptions) -> anyhow::Result<Box<dyn I
             let files = EncoderFiles { base: base.clone(), adapter: adapter.clone(), tokenizer: options.tokenizer.clone(), image_config: None };
             let mode = options.preprocess;
             with_float_backend!(options.backend, options.precision, |device: B| {
-                Box::new(QwenEncoder::<B> { encoder: RelsimEncoder::load(&files, &device)?, mode }) as Box<dyn ImageEncoder>
+                let mut encoder = RelsimEncoder::load(&files, &device)?;
+                encoder.image_config.backend = options.image_backend;
+                Box::new(QwenEncoder::<B> { encoder, mode }) as Box<dyn ImageEncoder>
             })
         }
         other => anyhow::bail!("unknown encoder `{other}`; known: {}", known_names().join(", ")),

@@ -157,6 +157,54 @@ fn embed_image_prints_json_lines_and_a_batch_equals_single_images() {
     assert_ne!(batched[0]["embedding"], batched[1]["embedding"], "two different images in one batch");
 }
 
+/// `--image-backend` reaches the encoder: with the processor resizing, each backend gives
+/// transformers' embedding for that backend (make_backends.py) and not the other's; a wrong name
+/// is refused with the choices; and the library's model id keeps the two indexes apart.
+#[test]
+fn image_backend_is_chosen_on_the_command_line() {
+    let q = workspace().join("tests/fixtures/qwen");
+    let image = q.join("images/blocks_196x140.png");
+    let reference_bytes = std::fs::read(q.join("tiny_b/backends.safetensors")).unwrap();
+    let reference = safetensors::SafeTensors::deserialize(&reference_bytes).unwrap();
+    let expected = |backend: &str| -> Vec<f64> {
+        let t = reference.tensor(&format!("{backend}.processor.blocks_196x140.embedding")).unwrap();
+        t.data().chunks_exact(4).map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]]))).collect()
+    };
+    // tiny_b with the pixel limits its references were made with (its folder has no
+    // preprocessor_config.json): the image is downscaled by the processor.
+    let base = tempfile::tempdir().unwrap();
+    for file in ["config.json", "model.safetensors"] {
+        std::os::unix::fs::symlink(q.join("tiny_b").join(file), base.path().join(file)).unwrap();
+    }
+    std::fs::write(base.path().join("preprocessor_config.json"), r#"{"min_pixels": 6272, "max_pixels": 18816}"#).unwrap();
+    let embed = |extra: &[&str]| {
+        let mut cmd = relsim();
+        cmd.arg("embed-image").args(["--backend", "ndarray", "--preprocess", "processor"]).args(extra);
+        cmd.arg("--base").arg(base.path()).arg("--adapter").arg(q.join("tiny_b/adapter"));
+        cmd.arg("--tokenizer").arg(q.join("tokenizer/tokenizer.json.gz")).arg(&image).output().unwrap()
+    };
+    let vector = |out: &std::process::Output| -> Vec<f64> {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        line["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+    };
+    let diff = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let (default, pil) = (vector(&embed(&[])), vector(&embed(&["--image-backend", "pil"])));
+    let (tv_diff, pil_diff, crossed) = (diff(&default, &expected("torchvision")), diff(&pil, &expected("pil")), diff(&default, &expected("pil")));
+    assert!(tv_diff <= 1e-4 && pil_diff <= 1e-4, "{tv_diff} {pil_diff}");
+    assert!(crossed > 1e-4, "the default must be torchvision, not pil ({crossed})");
+    let out = embed(&["--image-backend", "opencv"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("torchvision") && stderr.contains("pil"), "{stderr}");
+
+    use relsim_companion::encoders::{model_id, EncoderOptions};
+    use relsim_shared::image::preprocess::ImageBackend;
+    let options = EncoderOptions::qwen(q.join("tiny_b"), q.join("tiny_b/adapter"), None);
+    let tv = model_id("qwen", &options).unwrap();
+    let pil = model_id("qwen", &EncoderOptions { image_backend: ImageBackend::Pil, ..options }).unwrap();
+    assert!(tv.ends_with("-native-torchvision") && pil.ends_with("-native-pil"), "{tv} {pil}");
+}
+
 #[test]
 fn half_precision_runs_on_the_cpu_and_is_refused_where_it_is_not_built() {
     let image = workspace().join("tests/fixtures/qwen/images/gradient_56x84.png");

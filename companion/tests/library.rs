@@ -192,6 +192,7 @@ fn every_common_format_is_indexed_with_exif_orientation_and_broken_files_are_rep
     }
     // The thumbnail of the rotated photo is upright too.
     let file = store.files.values().find(|f| f.path.ends_with("rocket_exif_rotated.jpg")).unwrap();
-    let thumb = image::open(data.join("thumbnails").join(format!("{}.jpg", file.hash.as_ref().unwrap()))).unwrap();
+    let thumb_path = data.join("thumbnails").join(format!("{}.jpg", file.hash.as_ref().unwrap()));
+    let thumb = relsim_shared::image::preprocess::decode_rgb(&std::fs::read(&thumb_path).unwrap(), "thumbnail").unwrap();
     assert_eq!((thumb.width(), thumb.height()), (80, 120));
 }

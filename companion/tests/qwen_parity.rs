@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use burn::backend::ndarray::{NdArray, NdArrayDevice};
 use burn::tensor::{backend::Backend, Tensor};
 use relsim_companion::qwen::relsim::{EncoderFiles, RelsimEncoder};
-use relsim_shared::image::preprocess::{decode_rgb, PreprocessMode, QwenImageConfig};
+use relsim_shared::image::preprocess::{decode_rgb, ImageBackend, PreprocessMode, QwenImageConfig};
 use relsim_shared::vectors::max_abs_diff;
 use safetensors::SafeTensors;
 
@@ -33,6 +33,8 @@ pub fn files(name: &str) -> EncoderFiles {
         image_config: Some(QwenImageConfig {
             min_pixels: c["min_pixels"].as_u64().unwrap() as usize,
             max_pixels: c["max_pixels"].as_u64().unwrap() as usize,
+            // outputs.safetensors was made with the PIL processor (make_tiny.py).
+            backend: ImageBackend::Pil,
             ..Default::default()
         }),
     }
@@ -99,6 +101,58 @@ fn check_config_on<B: Backend>(name: &str, device: &B::Device, stage_tolerance: 
 
 fn check_config(name: &str) {
     check_config_on::<NdArray<f32>>(name, &NdArrayDevice::Cpu, Some(TOLERANCE), TOLERANCE);
+}
+
+/// Both image processors (torchvision, the default, and PIL), both ways an image reaches the
+/// processor (native: Pillow-resized first as the official scorer does; processor: resized by the
+/// processor itself), PNGs and JPEGs of every layout: pixel_values bit-exact and the embedding
+/// within 1e-4 of transformers' (make_backends.py). Returns the largest difference seen between
+/// our embedding with one backend and the reference made with the other, to show the backends
+/// are told apart.
+fn check_backends(name: &str) -> f32 {
+    use sha2::{Digest, Sha256};
+    let dir = fixtures().join(name);
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("backends.json")).unwrap()).unwrap();
+    let bytes = std::fs::read(dir.join("backends.safetensors")).unwrap();
+    let reference = SafeTensors::deserialize(&bytes).unwrap();
+    let mut encoder = RelsimEncoder::<NdArray<f32>>::load(&files(name), &NdArrayDevice::Cpu).unwrap();
+    let (mut checked, mut jpegs, mut crossed) = (0, 0, 0f32);
+    for (stem, file) in meta["files"].as_object().unwrap() {
+        let file = file.as_str().unwrap();
+        let img = decode_rgb(&std::fs::read(fixtures().join("../../..").join(file)).unwrap(), file).unwrap();
+        for (mode_name, mode) in [("native", PreprocessMode::Native), ("processor", PreprocessMode::Processor)] {
+            let mut ours = Vec::new();
+            for (backend_name, backend) in [("torchvision", ImageBackend::Torchvision), ("pil", ImageBackend::Pil)] {
+                encoder.image_config.backend = backend;
+                let key = format!("{backend_name}.{mode_name}.{stem}");
+                let trace = encoder.trace(&img, mode, file).unwrap();
+                let pixels: Vec<u8> = trace.pixels.values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                let digest: String = Sha256::digest(&pixels).iter().map(|b| format!("{b:02x}")).collect();
+                assert_eq!(digest, meta["entries"][&key]["pixel_values_sha256"].as_str().unwrap(), "{name} {key}: pixel_values");
+                assert_eq!(i64s(reference.tensor(&format!("{key}.image_grid_thw")).unwrap()), trace.pixels.grid_thw.map(|g| g as i64).to_vec());
+                let embedding = values(trace.embedding);
+                let diff = max_abs_diff(&embedding, &f32s(reference.tensor(&format!("{key}.embedding")).unwrap()));
+                eprintln!("{name} {key:40} embedding max diff {diff:e}");
+                assert!(diff <= TOLERANCE, "{name} {key}: embedding differs by {diff}");
+                ours.push((backend_name, embedding));
+                checked += 1;
+                jpegs += usize::from(file.ends_with(".jpg"));
+            }
+            for ((_, embedding), other) in ours.iter().zip(["pil", "torchvision"]) {
+                let theirs = f32s(reference.tensor(&format!("{other}.{mode_name}.{stem}.embedding")).unwrap());
+                crossed = crossed.max(max_abs_diff(embedding, &theirs));
+            }
+        }
+    }
+    assert!(checked >= 32 && jpegs >= 16, "{checked} checked, {jpegs} JPEG");
+    crossed
+}
+
+#[test]
+fn both_image_backends_match_transformers() {
+    let crossed = check_backends("tiny_a").max(check_backends("tiny_b"));
+    eprintln!("largest difference against the other backend's reference: {crossed:e}");
+    assert!(crossed > TOLERANCE, "the backends' references are not told apart ({crossed})");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
-use relsim_shared::image::preprocess::PreprocessMode;
+use relsim_shared::image::preprocess::{ImageBackend, PreprocessMode};
 
 use crate::backend::{BackendKind, Precision};
 use crate::encoders::EncoderOptions;
@@ -42,8 +42,15 @@ pub const PRECISIONS: Choices<Precision> = &[
 
 /// `--preprocess`.
 pub const PREPROCESSING: Choices<PreprocessMode> = &[
-    ("native", PreprocessMode::Native, "at the image's own size through smart_resize, as the official scorer does"),
+    ("native", PreprocessMode::Native, "at the image's own size through smart_resize, resized with Pillow first (qwen_vl_utils), as the official scorer does"),
+    ("processor", PreprocessMode::Processor, "the image handed to the processor as it is, which resizes it with its backend's filter (how vLLM and `processor(images=...)` run it)"),
     ("train", PreprocessMode::Train, "centre square resized to 448x448 (Lanczos), as the official training does"),
+];
+
+/// `--image-backend`.
+pub const IMAGE_BACKENDS: Choices<ImageBackend> = &[
+    ("torchvision", ImageBackend::Torchvision, "transformers' default Qwen2VLImageProcessor (what AutoProcessor gives the official code): torch's antialiased bicubic, normalisation fused in f32"),
+    ("pil", ImageBackend::Pil, "transformers' Qwen2VLImageProcessorPil (backend=\"pil\", formerly use_fast=False): Pillow's bicubic"),
 ];
 
 /// `--split`.
@@ -83,9 +90,13 @@ pub struct EncoderArgs {
     /// For `qwen`: tokenizer file, if not BASE/tokenizer.json.
     #[arg(long)]
     pub tokenizer: Option<PathBuf>,
-    /// For `qwen`: native (own size) or train (448x448 centre square) preprocessing.
+    /// For `qwen`: native (own size), processor (own size, the processor's resize) or train
+    /// (448x448 centre square) preprocessing.
     #[arg(long, value_parser = one_of(PREPROCESSING), default_value = "native")]
     pub preprocess: PreprocessMode,
+    /// For `qwen`: whose image processor arithmetic to reproduce.
+    #[arg(long, value_parser = one_of(IMAGE_BACKENDS), default_value = "torchvision")]
+    pub image_backend: ImageBackend,
     /// Compute backend for model-backed encoders.
     #[arg(long, value_parser = one_of(BACKENDS), default_value = "auto")]
     pub backend: BackendChoice,
@@ -97,7 +108,7 @@ pub struct EncoderArgs {
 impl From<EncoderArgs> for EncoderOptions {
     fn from(a: EncoderArgs) -> Self {
         let backend = crate::backend::resolve(a.backend);
-        EncoderOptions { lite: a.lite, base: a.base, adapter: a.adapter, tokenizer: a.tokenizer, preprocess: a.preprocess, backend, precision: a.precision }
+        EncoderOptions { lite: a.lite, base: a.base, adapter: a.adapter, tokenizer: a.tokenizer, preprocess: a.preprocess, image_backend: a.image_backend, backend, precision: a.precision }
     }
 }
 
@@ -131,7 +142,8 @@ mod tests {
     fn every_enum_value_has_one_name() {
         covers(BACKENDS, &[None, Some(BackendKind::Ndarray), Some(BackendKind::Wgpu), Some(BackendKind::Cuda)]);
         covers(PRECISIONS, &[Precision::F32, Precision::F16, Precision::Bf16]);
-        covers(PREPROCESSING, &[PreprocessMode::Native, PreprocessMode::Train]);
+        covers(PREPROCESSING, &[PreprocessMode::Native, PreprocessMode::Processor, PreprocessMode::Train]);
+        covers(IMAGE_BACKENDS, &[ImageBackend::Torchvision, ImageBackend::Pil]);
         covers(SPLITS, &[Split::Train, Split::Val, Split::Test]);
         covers(POSITIVES, &[Positives::Caption, Positives::Relation]);
         covers(AUGMENTS, &[Augment::None, Augment::Channels]);

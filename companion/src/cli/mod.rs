@@ -12,7 +12,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use relsim_shared::image::preprocess::decode_rgb;
+use relsim_shared::image::preprocess::{decode_rgb, ImageBackend};
 use relsim_shared::text::minilm::MiniLm;
 
 use crate::backend::{with_backend, BackendKind};
@@ -91,6 +91,9 @@ pub enum Command {
         /// The sentence-transformers folder of all-MiniLM-L6-v2 (for caption→image retrieval).
         #[arg(long, env = "RELSIM_MINILM_DIR", default_value_os_t = paths::default_minilm_dir())]
         minilm_dir: PathBuf,
+        /// For a Qwen adapter: whose image processor arithmetic to reproduce.
+        #[arg(long, value_parser = one_of(args::IMAGE_BACKENDS), default_value = "torchvision")]
+        image_backend: ImageBackend,
     },
     /// Benchmarks (numbers, not tests).
     Bench {
@@ -398,7 +401,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { which: BenchCommand::Scenes { count, size } } => crate::bench::bench_scenes(count, size),
         Command::Train(args) => train::run_train(args),
         Command::Distill(args) => distill::run_distill(args),
-        Command::Eval { checkpoint, data, split, minilm_dir } => crate::train::eval::run_eval(&checkpoint, &data, split, &minilm_dir),
+        Command::Eval { checkpoint, data, split, minilm_dir, image_backend } => crate::train::eval::run_eval(&checkpoint, &data, split, &minilm_dir, image_backend),
         Command::Serve { libraries, port, listen, index, no_index, minilm_dir, public_dir, pkg_dir, student } => {
             let addr = SocketAddr::new(listen.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), port);
             let config = crate::server::ServerConfig {

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use relsim_shared::image::preprocess::PreprocessMode;
+use relsim_shared::image::preprocess::{ImageBackend, PreprocessMode};
 
-use super::args::{one_of, AUGMENTS, POSITIVES, PREPROCESSING, PRESETS};
+use super::args::{one_of, AUGMENTS, IMAGE_BACKENDS, POSITIVES, PREPROCESSING, PRESETS};
 use super::progress_bar;
 use crate::paths;
 use crate::train::qwen::QwenSpec;
@@ -55,6 +55,10 @@ pub struct TrainArgs {
     /// For qwen presets: train (448x448 centre square, as relsim trains) or native (own size).
     #[arg(long, value_parser = one_of(PREPROCESSING))]
     pub preprocess: Option<PreprocessMode>,
+    /// For qwen presets: whose image processor arithmetic to reproduce (torchvision: transformers'
+    /// default, as the official training gets it; pil: the PIL processor).
+    #[arg(long, value_parser = one_of(IMAGE_BACKENDS))]
+    pub image_backend: Option<ImageBackend>,
     /// Which images of a batch are positives of each other: those of one relation (the
     /// paraphrases of an idea are one idea) or only those with the very same caption text.
     #[arg(long, value_parser = one_of(POSITIVES))]
@@ -128,6 +132,9 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
             let mut spec = QwenSpec::relsim(base.clone(), args.tokenizer.clone());
             if let Some(p) = args.preprocess {
                 spec.preprocess = p;
+            }
+            if let Some(b) = args.image_backend {
+                spec.image_backend = b;
             }
             options.qwen = Some(spec);
         }

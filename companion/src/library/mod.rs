@@ -113,8 +113,7 @@ pub fn write_thumbnail(dir: &Path, hash: &str, image: &RgbImage) -> anyhow::Resu
     } else {
         image::DynamicImage::ImageRgb8(image.clone()).thumbnail(THUMBNAIL_SIDE, THUMBNAIL_SIDE).to_rgb8()
     };
-    let mut bytes = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 85).encode_image(&thumb).context("encoding a thumbnail")?;
+    let bytes = relsim_shared::image::jpeg::encode(&thumb, 85).map_err(|e| anyhow::anyhow!("encoding a thumbnail of {hash}: {e}"))?;
     let tmp = dir.join(format!("{hash}.jpg.tmp{}", std::process::id()));
     std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("renaming {}", tmp.display()))?;

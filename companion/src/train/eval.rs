@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use relsim_shared::image::preprocess::ImageBackend;
+
 use crate::encoders::{EncoderOptions, ImageEncoder, LiteEncoder};
 use crate::scenes::bench::{evaluate, table, text_to_image_precision};
 use crate::scenes::generate::Split;
@@ -10,13 +12,14 @@ use crate::scenes::Relation;
 use super::data::{caption_embeddings, SceneSplit};
 
 /// `relsim eval`: image→image relational retrieval and caption→image P@10 on a split.
-pub fn run_eval(checkpoint: &Path, data: &Path, split: Split, minilm_dir: &Path) -> anyhow::Result<()> {
+pub fn run_eval(checkpoint: &Path, data: &Path, split: Split, minilm_dir: &Path, image_backend: ImageBackend) -> anyhow::Result<()> {
     let dir = checkpoint;
     let (name, set, embeddings) = match super::qwen::adapter_for(checkpoint)? {
         Some((base, adapter, tokenizer)) => {
             // The Qwen encoder scores images at their own size, as the official scorer does.
             let set = SceneSplit::load(data, split, None)?;
-            let embeddings = crate::encoders::by_name("qwen", &EncoderOptions::qwen(base, adapter, tokenizer))?.embed_batch(&set.images)?;
+            let options = EncoderOptions { image_backend, ..EncoderOptions::qwen(base, adapter, tokenizer) };
+            let embeddings = crate::encoders::by_name("qwen", &options)?.embed_batch(&set.images)?;
             ("relsim-qwen", set, embeddings)
         }
         None => {

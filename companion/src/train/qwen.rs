@@ -9,7 +9,7 @@ use anyhow::Context;
 use burn::module::{AutodiffModule, Module, Param};
 use burn::nn::{DropoutConfig, Embedding, Initializer, Linear, LinearConfig};
 use burn::tensor::{backend::Backend, Tensor};
-use relsim_shared::image::preprocess::{self, PixelValues, PreprocessMode, QwenImageConfig};
+use relsim_shared::image::preprocess::{self, ImageBackend, PixelValues, PreprocessMode, QwenImageConfig};
 use relsim_shared::weights::Weights;
 use safetensors::Dtype;
 use serde::{Deserialize, Serialize};
@@ -43,12 +43,19 @@ pub struct QwenSpec {
     pub dropout: f64,
     /// How training images are fitted: relsim's 448x448 centre square, or their own size.
     pub preprocess: PreprocessMode,
+    /// Which image processor's arithmetic (runs saved before it existed used PIL's).
+    #[serde(default = "pil_backend")]
+    pub image_backend: ImageBackend,
+}
+
+fn pil_backend() -> ImageBackend {
+    ImageBackend::Pil
 }
 
 impl QwenSpec {
     /// relsim's LoRA settings for `base`.
     pub fn relsim(base: PathBuf, tokenizer: Option<PathBuf>) -> Self {
-        QwenSpec { base, tokenizer, rank: 16, alpha: 32.0, dropout: 0.05, preprocess: PreprocessMode::Train }
+        QwenSpec { base, tokenizer, rank: 16, alpha: 32.0, dropout: 0.05, preprocess: PreprocessMode::Train, image_backend: ImageBackend::default() }
     }
 }
 
@@ -87,7 +94,8 @@ fn fresh_lora(d_in: usize, rank: usize, d_out: usize, spec: &QwenSpec, device: &
 
 /// Loads the frozen base and builds the trainable parts.
 pub fn init(spec: &QwenSpec, device: &burn::backend::ndarray::NdArrayDevice) -> anyhow::Result<(QwenContext, QwenTrainee<Train>)> {
-    let BaseFolder { config_path, config, weights, layout, prompt, image_config } = BaseFolder::open(&spec.base, spec.tokenizer.as_deref(), None)?;
+    let BaseFolder { config_path, config, weights, layout, prompt, mut image_config } = BaseFolder::open(&spec.base, spec.tokenizer.as_deref(), None)?;
+    image_config.backend = spec.image_backend;
     let t = &config.text;
     let rows = prompt.len();
     anyhow::ensure!(t.vocab_size >= rows, "{}: the vocabulary ({}) is smaller than the tokenizer with <|query|> ({rows})", config_path.display(), t.vocab_size);

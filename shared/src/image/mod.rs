@@ -1,6 +1,7 @@
 //! Images: decoding, and the preprocessing the image encoders need.
 
 pub mod attribute;
+pub mod jpeg;
 pub mod lite;
 pub mod preprocess;
 pub mod resample;

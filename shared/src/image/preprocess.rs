@@ -1,12 +1,12 @@
 //! Decoding images and turning them into Qwen2.5-VL `pixel_values`, as transformers'
-//! `Qwen2VLImageProcessor` does.
+//! Qwen2-VL image processors do (either backend, see [`ImageBackend`]).
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use serde::Deserialize;
 
-use super::resample::{resize, Filter};
+use super::resample::{resize, resize_torch_bicubic, Filter};
 
 /// Decoded images larger than this many pixels are refused (decompression bombs).
 pub const MAX_DECODED_PIXELS: u64 = 100_000_000;
@@ -29,7 +29,21 @@ pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage, ImageError> {
 }
 
 /// [`decode_rgb`] refusing images of more than `max_pixels` pixels before decoding them.
+/// JPEGs go through [`super::jpeg`] (libjpeg-turbo's output, as Pillow's), the rest through `image`.
 pub fn decode_rgb_limited(bytes: &[u8], name: &str, max_pixels: u64) -> Result<RgbImage, ImageError> {
+    let too_large = |w: u64, h: u64| ImageError::Unsupported { name: name.to_string(), reason: format!("{w}x{h} is more than {max_pixels} pixels") };
+    let empty = |w: u64, h: u64| ImageError::Unsupported { name: name.to_string(), reason: format!("{w}x{h}: the image has no pixels") };
+    if super::jpeg::is_jpeg(bytes) {
+        use super::jpeg::JpegFailure;
+        let decoded = super::jpeg::decode(bytes, max_pixels).map_err(|failure| match failure {
+            JpegFailure::TooLarge(w, h) => too_large(w as u64, h as u64),
+            JpegFailure::Empty(w, h) => empty(w as u64, h as u64),
+            JpegFailure::Decode(reason) => ImageError::Decode { name: name.to_string(), reason },
+        })?;
+        let mut img = DynamicImage::ImageRgb8(decoded.image);
+        img.apply_orientation(decoded.orientation);
+        return Ok(img.to_rgb8());
+    }
     let err = |e: image::ImageError| ImageError::Decode { name: name.to_string(), reason: e.to_string() };
     let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| ImageError::Decode {
         name: name.to_string(),
@@ -38,13 +52,10 @@ pub fn decode_rgb_limited(bytes: &[u8], name: &str, max_pixels: u64) -> Result<R
     let mut decoder = reader.into_decoder().map_err(err)?;
     let (w, h) = decoder.dimensions();
     if w == 0 || h == 0 {
-        return Err(ImageError::Unsupported { name: name.to_string(), reason: format!("{w}x{h}: the image has no pixels") });
+        return Err(empty(w.into(), h.into()));
     }
     if u64::from(w) * u64::from(h) > max_pixels {
-        return Err(ImageError::Unsupported {
-            name: name.to_string(),
-            reason: format!("{w}x{h} is more than {max_pixels} pixels"),
-        });
+        return Err(too_large(w.into(), h.into()));
     }
     let orientation = decoder.orientation().map_err(err)?;
     let mut img = DynamicImage::from_decoder(decoder).map_err(err)?;
@@ -69,6 +80,23 @@ pub struct QwenImageConfig {
     pub image_mean: [f32; 3],
     #[serde(default = "d_std")]
     pub image_std: [f32; 3],
+    /// Which processor implementation to reproduce: the user's choice, not the file's.
+    #[serde(skip)]
+    pub backend: ImageBackend,
+}
+
+/// Which of transformers' two Qwen2-VL image processors to reproduce (they differ by one uint8
+/// level where they resize, and by float rounding in the normalisation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageBackend {
+    /// `Qwen2VLImageProcessor`, what `AutoProcessor` gives with transformers 5 (the official code's
+    /// environment): torch's antialiased bicubic on uint8, rescale and normalise fused in f32.
+    #[default]
+    Torchvision,
+    /// `Qwen2VLImageProcessorPil` (`backend="pil"`, formerly `use_fast=False`): Pillow's bicubic,
+    /// then rescale (f64) and normalise (f32).
+    Pil,
 }
 
 fn d_patch() -> usize {
@@ -139,9 +167,13 @@ impl QwenImageConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PreprocessMode {
-    /// At its own size through smart_resize, as the official scorer does.
+    /// At its own size through smart_resize, as the official scorer does: `qwen_vl_utils` resizes
+    /// with Pillow's bicubic first, so the processor's own resize has nothing left to do.
     #[default]
     Native,
+    /// Handed to the processor as it is (no `qwen_vl_utils`), which resizes with its backend's
+    /// filter: how `processor(images=...)` callers such as vLLM run the model.
+    Processor,
     /// Centre-cropped to a square and resized to 448×448 (Lanczos), as the official training does.
     Train,
 }
@@ -194,12 +226,30 @@ pub struct PixelValues {
 /// The image exactly as the processor sees it after resizing (uint8 RGB).
 pub fn resized_for(img: &RgbImage, mode: PreprocessMode, config: &QwenImageConfig, name: &str) -> Result<RgbImage, ImageError> {
     let img = match mode {
-        PreprocessMode::Native => img.clone(),
+        PreprocessMode::Native | PreprocessMode::Processor => img.clone(),
+        // The official training loader crops and resizes with Pillow before the processor.
         PreprocessMode::Train => resize(&center_crop_square(img), TRAIN_SIZE, TRAIN_SIZE, Filter::Lanczos),
     };
     let (h, w) = smart_resize(img.height() as usize, img.width() as usize, config.factor(), config.min_pixels, config.max_pixels)
         .map_err(|reason| ImageError::Unsupported { name: name.to_string(), reason })?;
-    Ok(if (w as u32, h as u32) == img.dimensions() { img } else { resize(&img, w as u32, h as u32, Filter::Bicubic) })
+    let (w, h) = (w as u32, h as u32);
+    Ok(if (w, h) == img.dimensions() {
+        img
+    } else if mode == PreprocessMode::Native || config.backend == ImageBackend::Pil {
+        resize(&img, w, h, Filter::Bicubic)
+    } else {
+        resize_torch_bicubic(&img, w, h)
+    })
+}
+
+/// The value of uint8 level `level` of channel `c` after rescale and normalise, in the
+/// backend's arithmetic: `(f32(f64(u8)/255) - mean) / std` for PIL; torchvision folds the
+/// rescale into the statistics, `(f32(u8) - f32(mean·255)) / f32(std·255)`.
+pub fn normalised(level: u8, c: usize, config: &QwenImageConfig) -> f32 {
+    match config.backend {
+        ImageBackend::Pil => ((f64::from(level) * (1.0 / 255.0)) as f32 - config.image_mean[c]) / config.image_std[c],
+        ImageBackend::Torchvision => (f32::from(level) - config.image_mean[c] * 255.0) / (config.image_std[c] * 255.0),
+    }
 }
 
 /// Rescale, normalise and cut a resized image into patch rows in the processor's order.
@@ -207,14 +257,8 @@ pub fn patchify(img: &RgbImage, config: &QwenImageConfig) -> PixelValues {
     let (p, m, t) = (config.patch_size, config.merge_size, config.temporal_patch_size);
     let (gh, gw) = (img.height() as usize / p, img.width() as usize / p);
     let patch_dim = config.patch_dim();
-    // The processor computes (u8 * (1/255) in f64, cast to f32 - mean) / std in f32.
-    let mut normalized = vec![[0f32; 3]; (img.width() * img.height()) as usize];
-    for (i, px) in img.pixels().enumerate() {
-        for c in 0..3 {
-            let x = (f64::from(px.0[c]) * (1.0 / 255.0)) as f32;
-            normalized[i][c] = (x - config.image_mean[c]) / config.image_std[c];
-        }
-    }
+    let table: Vec<[f32; 3]> = (0..=255u8).map(|level| [0, 1, 2].map(|c| normalised(level, c, config))).collect();
+    let normalized: Vec<[f32; 3]> = img.pixels().map(|px| [0, 1, 2].map(|c| table[px.0[c] as usize][c])).collect();
     let width = img.width() as usize;
     let mut values = Vec::with_capacity(gh * gw * patch_dim);
     // Rows go block by block (merge × merge patches), so the merger's groups are contiguous.
