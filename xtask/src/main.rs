@@ -125,6 +125,9 @@ fn test() -> Result<()> {
     util::step("the relsim encoder on burn-wgpu over lavapipe (Mesa's software Vulkan): parity and kernel counts");
     let args = ["test", "-p", "relsim-companion", "--features", "wgpu", "--test", "qwen_parity", "--test", "wgpu_kernels"];
     util::run(util::software_vulkan(&mut util::cargo_command())?.args(args))?;
+    util::step("the browser's JPEG decoder in wasm32 (under Node): Pillow's bytes");
+    let args = ["test", "-p", "relsim-shared", "--target", "wasm32-unknown-unknown", "--test", "jpeg_wasm"];
+    util::run(util::cargo_command().env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner").args(args))?;
     setup::build_web()?;
     util::cargo(&["build", "-p", "relsim-companion"])?;
     browser::run_browser_tests()
