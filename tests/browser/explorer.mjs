@@ -162,17 +162,25 @@ check(looks.every((v, i) => i === 0 || v <= looks[i - 1] + 1e-6), `"looks alike"
 // The map: every other image a point; hover shows a thumbnail, a click makes it the query.
 await page.waitForFunction(() => document.querySelector("#map")?.dataset.points === "419");
 check(true, "the map shows the other 419 images");
-const box = await page.locator(".map-overlay").boundingBox();
-let tipId = null;
-for (let y = 10; y < box.height && !tipId; y += 6) {
-  for (let x = 10; x < box.width && !tipId; x += 6) {
-    await page.mouse.move(box.x + x, box.y + y);
-    tipId = await page.$eval("#map-tip", (t) => t.dataset.id).catch(() => null);
+// Scans the map for a point; leaves the mouse on it and returns its id.
+async function hoverAPoint() {
+  const box = await page.locator(".map-overlay").boundingBox();
+  for (let y = 10; y < box.height; y += 6) {
+    for (let x = 10; x < box.width; x += 6) {
+      await page.mouse.move(box.x + x, box.y + y);
+      const id = await page.$eval("#map-tip", (t) => t.dataset.id).catch(() => null);
+      if (id) return id;
+    }
   }
+  return null;
 }
+let tipId = await hoverAPoint();
 check(tipId !== null, `hovering a point shows its thumbnail (${tipId?.slice(0, 8)})`);
 await page.screenshot({ path: path.join(artifacts, "explorer-map-hover.png"), fullPage: true });
 const beforeClick = params(page).get("image");
+// The map may have been redrawn meanwhile (thumbnails, late index updates): hover again right
+// before clicking, so the click lands on the point whose id we wait for.
+tipId = await hoverAPoint();
 await page.mouse.down();
 await page.mouse.up();
 await waitResults(page, tipId);
