@@ -1,7 +1,7 @@
-//! `relsim bench text`: MiniLM throughput on this machine.
+//! Benchmarks: MiniLM throughput (`relsim bench text`), Qwen loading and speed, search, scenes.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use relsim_shared::text::minilm::MiniLm;
@@ -20,31 +20,50 @@ struct Case {
     text: String,
 }
 
-/// The benchmark corpus: the parity inputs (short captions to 256-token texts), the same
-/// list the sentence-transformers benchmark reads.
-fn corpus(path: &Path) -> anyhow::Result<Vec<String>> {
+/// The texts of a MiniLM parity fixture (reference.json): short captions to 256-token texts.
+pub fn parity_sentences(path: &Path) -> anyhow::Result<Vec<String>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let reference: Reference = serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
     Ok(reference.cases.into_iter().map(|c| c.text).collect())
 }
 
-/// Embeds batches cycling through `corpus` for at least `budget`; returns sentences per second.
-fn measure(embed: &mut dyn FnMut(&[&str]) -> anyhow::Result<()>, corpus: &[String], batch: usize, budget: Duration) -> anyhow::Result<f64> {
-    let mut cycle = corpus.iter().map(String::as_str).cycle();
-    // One untimed batch warms caches and allocators.
-    embed(&cycle.by_ref().take(batch).collect::<Vec<_>>())?;
-    let (start, mut done) = (Instant::now(), 0usize);
-    while start.elapsed() < budget || done < corpus.len() {
-        embed(&cycle.by_ref().take(batch).collect::<Vec<_>>())?;
-        done += batch;
-    }
-    Ok(done as f64 / start.elapsed().as_secs_f64())
+/// A user's corpus: a JSON array of strings.
+pub fn sentences_file(path: &Path) -> anyhow::Result<Vec<String>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let sentences: Vec<String> = serde_json::from_slice(&bytes).with_context(|| format!("{}: expected a JSON array of strings", path.display()))?;
+    anyhow::ensure!(!sentences.is_empty(), "{}: no sentences", path.display());
+    Ok(sentences)
 }
 
-/// Prints sentences/s at batch 1 and 32.
-pub fn bench_text(minilm_dir: &Path, corpus_path: &Path, backend: BackendKind, seconds: f64) -> anyhow::Result<()> {
-    let corpus = corpus(corpus_path)?;
-    let budget = Duration::from_secs_f64(seconds);
+/// Sentences per second of `embed` over all of `sentences` in batches of `batch`: one untimed
+/// pass, then the median of `passes` timed ones.
+fn sentences_per_s(embed: &mut dyn FnMut(&[&str]) -> anyhow::Result<()>, sentences: &[String], batch: usize, passes: usize) -> anyhow::Result<f64> {
+    let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let mut pass = || -> anyhow::Result<f64> {
+        let start = Instant::now();
+        for chunk in texts.chunks(batch) {
+            embed(chunk)?;
+        }
+        Ok(texts.len() as f64 / start.elapsed().as_secs_f64())
+    };
+    pass()?;
+    let mut rates = (0..passes.max(1)).map(|_| pass()).collect::<anyhow::Result<Vec<f64>>>()?;
+    rates.sort_by(f64::total_cmp);
+    Ok(rates[rates.len() / 2])
+}
+
+/// What `relsim bench text` measured.
+#[derive(Debug, serde::Serialize)]
+pub struct TextBench {
+    pub encoder: String,
+    pub sentences: usize,
+    pub batch1_sentences_per_s: f64,
+    pub batch32_sentences_per_s: f64,
+    pub peak_rss_bytes: u64,
+}
+
+/// MiniLM sentences/s at batch 1 and 32 over `sentences` (median of `passes` passes).
+pub fn bench_text(minilm_dir: &Path, sentences: &[String], backend: BackendKind, passes: usize) -> anyhow::Result<TextBench> {
     with_backend!(backend, |device: B| {
         let model = MiniLm::<B>::from_dir(minilm_dir, &device)
             .with_context(|| format!("loading MiniLM from {}", minilm_dir.display()))?;
@@ -52,15 +71,18 @@ pub fn bench_text(minilm_dir: &Path, corpus_path: &Path, backend: BackendKind, s
             model.embed_vecs(texts)?;
             Ok(())
         };
-        for batch in [1, 32] {
-            let rate = measure(&mut embed, &corpus, batch, budget)?;
-            println!("relsim {backend:?}: batch {batch:>2}: {rate:8.1} sentences/s ({} inputs)", corpus.len());
-        }
-        Ok(())
+        let batch1 = sentences_per_s(&mut embed, sentences, 1, passes)?;
+        let batch32 = sentences_per_s(&mut embed, sentences, 32, passes)?;
+        Ok(TextBench {
+            encoder: format!("relsim MiniLM ({backend:?})"),
+            sentences: sentences.len(),
+            batch1_sentences_per_s: batch1,
+            batch32_sentences_per_s: batch32,
+            peak_rss_bytes: peak_rss_bytes()?,
+        })
     })
 }
 
-/// The Qwen2.5-VL-7B widths with `layers` decoder layers and `blocks` vision blocks.
 fn synthetic_config(layers: usize, blocks: usize) -> serde_json::Value {
     serde_json::json!({
         "architectures": ["Qwen2_5_VLForConditionalGeneration"], "model_type": "qwen2_5_vl",

@@ -47,6 +47,30 @@ fn every_subcommand_has_help() {
     }
 }
 
+/// `relsim bench text` on a user's corpus: one JSON line with the rates and the peak memory; the
+/// built-in corpora can be printed for other encoders; a file that is not an array of strings is
+/// named in the error.
+#[test]
+fn bench_text_times_a_users_sentences() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mine.json");
+    std::fs::write(&file, r#"["a red apple among green ones", "one cup filling up", "stages of a plant"]"#).unwrap();
+    let out = relsim().args(["bench", "text", "--backend", "ndarray", "--passes", "1", "--json", "--sentences"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["sentences"], 3);
+    for key in ["batch1_sentences_per_s", "batch32_sentences_per_s", "peak_rss_bytes"] {
+        assert!(line[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {line}");
+    }
+    let out = relsim().args(["bench", "text", "--print-sentences", "--corpus", "captions"]).output().unwrap();
+    let captions: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(captions.len() >= 30 && captions.iter().all(|c| c.split_whitespace().count() <= 30), "{captions:?}");
+    std::fs::write(&file, r#"{"not": "a list"}"#).unwrap();
+    let out = relsim().args(["bench", "text", "--sentences"]).arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("mine.json") && stderr.contains("JSON array of strings"), "{stderr}");
+}
+
 #[test]
 fn embed_text_prints_one_json_array_per_input() {
     let texts = ["A cat sits on the mat.", "growth stages of {subject} from left to right", "😀"];

@@ -127,18 +127,93 @@ fn reference_python() -> Option<String> {
         .find(|py| output(Command::new(py).args(["-c", "import sentence_transformers, torch"])).is_some())
 }
 
-/// Sentences/s natively beside sentence-transformers, then the browser's per-query latency.
+/// The version of transformers.js timed beside us.
+const TRANSFORMERS_JS: &str = "@huggingface/transformers@4.3.2";
+
+/// Runs `cmd` and parses the last line of its output as JSON.
+fn json_line(cmd: &mut Command) -> Result<serde_json::Value> {
+    let out = cmd.stderr(Stdio::inherit()).output().with_context(|| format!("starting {cmd:?}"))?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed ({})", out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().with_context(|| format!("{cmd:?} printed nothing"))?;
+    serde_json::from_str(line).with_context(|| format!("{cmd:?} printed {line}"))
+}
+
+/// transformers.js and the ONNX export of our MiniLM weights it runs, made once under
+/// target/bench-text: (model folder, node_modules). None, with the reason, when the Python
+/// reference environment cannot export.
+fn prepare_transformers_js(python: &str, dir: &std::path::Path) -> Result<Option<(PathBuf, PathBuf)>> {
+    let model = dir.join("minilm-onnx");
+    if !model.join("onnx/model.onnx").is_file() {
+        if output(Command::new(python).args(["-c", "import onnx, onnxruntime, transformers"])).is_none() {
+            println!("(transformers.js skipped: {python} lacks onnx/onnxruntime for the export: pip install onnx onnxruntime)");
+            return Ok(None);
+        }
+        step("exporting the MiniLM weights to ONNX for transformers.js");
+        run(command(python).arg("tests/fixtures/minilm/export_onnx.py").arg(crate::setup::minilm_dir()).arg(&model))?;
+    }
+    let prefix = dir.join("transformersjs");
+    let modules = prefix.join("node_modules");
+    if !modules.join("@huggingface/transformers/dist/transformers.web.js").is_file() {
+        step(&format!("installing {TRANSFORMERS_JS} from npm"));
+        std::fs::create_dir_all(&prefix)?;
+        // Only the web build is used: no install scripts (they fetch native onnxruntime builds).
+        run(command("npm").args(["install", "--no-audit", "--no-fund", "--ignore-scripts", "--prefix"]).arg(&prefix).arg(TRANSFORMERS_JS))?;
+    }
+    Ok(Some((model, modules)))
+}
+
+/// Sentences/s of relsim's MiniLM beside sentence-transformers and transformers.js (headless
+/// Chromium, wasm) on the same sentences in the same command, each with relsim's ratio to it;
+/// then the page's own per-query latency.
 pub fn bench_text() -> Result<()> {
     crate::setup::setup(None)?;
+    ensure_chromium()?;
     let relsim = crate::util::build_release_relsim()?;
-    step("native: relsim (burn ndarray backend)");
-    run(command(&relsim).args(["bench", "text"]))?;
-    match reference_python() {
-        Some(py) => {
-            step(&format!("reference: sentence-transformers ({py})"));
-            run(command(&py).arg("tests/fixtures/minilm/bench_reference.py").arg(crate::setup::minilm_dir()))?;
+    let dir = target_dir().join("bench-text");
+    std::fs::create_dir_all(&dir)?;
+    let python = reference_python();
+    let transformers_js = match &python {
+        Some(py) => prepare_transformers_js(py, &dir)?,
+        None => {
+            println!("(no Python with sentence-transformers found: set RELSIM_PYTHON to compare with sentence-transformers and transformers.js)");
+            None
         }
-        None => println!("(no Python with sentence-transformers found: set RELSIM_PYTHON to compare)"),
+    };
+    let threads = "2";
+    for corpus in ["captions", "parity"] {
+        let file = dir.join(format!("{corpus}.json"));
+        let sentences = output(command(&relsim).args(["bench", "text", "--print-sentences", "--corpus", corpus])).context("listing the sentences")?;
+        std::fs::write(&file, sentences)?;
+        step(&format!("corpus `{corpus}` ({})", file.display()));
+        // The CPU against the CPU peers (auto would probe GPU adapters first).
+        let mut rows = vec![json_line(command(&relsim).args(["bench", "text", "--backend", "ndarray", "--json", "--sentences"]).arg(&file))?];
+        if let Some(py) = &python {
+            let script = "tests/fixtures/minilm/bench_reference.py";
+            rows.push(json_line(command(py).arg(script).arg(crate::setup::minilm_dir()).arg(&file).args(["--threads", threads, "--json"]))?);
+        }
+        if let Some((model, modules)) = &transformers_js {
+            rows.push(json_line(command("node").arg("tests/browser/transformersjs.mjs").arg(model).arg(modules).arg(&file).args(["--threads", threads]))?);
+        }
+        let rate = |row: &serde_json::Value, key: &str| row[key].as_f64().unwrap_or(f64::NAN);
+        println!("{:<62} {:>14} {:>14} {:>10}", "encoder", "batch 1 (/s)", "batch 32 (/s)", "peak RSS");
+        for row in &rows {
+            let rss = row["peak_rss_bytes"].as_f64().map_or("-".to_string(), |b| format!("{:.0} MB", b / 1e6));
+            println!("{:<62} {:>14.1} {:>14.1} {:>10}", row["encoder"].as_str().unwrap_or("?"), rate(row, "batch1_sentences_per_s"), rate(row, "batch32_sentences_per_s"), rss);
+        }
+        for peer in &rows[1..] {
+            println!(
+                "relsim / {}: batch 1 {:.2}x, batch 32 {:.2}x",
+                peer["encoder"].as_str().unwrap_or("?"),
+                rate(&rows[0], "batch1_sentences_per_s") / rate(peer, "batch1_sentences_per_s"),
+                rate(&rows[0], "batch32_sentences_per_s") / rate(peer, "batch32_sentences_per_s")
+            );
+        }
+        if let Some(ms) = rows.iter().find_map(|r| r["median_query_ms"].as_f64()) {
+            println!("transformers.js median per-query latency (batch 1): {ms:.1} ms");
+        }
     }
     crate::setup::build_web()?;
     run_page_script(relsim, &["--bench"])

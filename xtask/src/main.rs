@@ -21,8 +21,10 @@ usage: cargo xtask <task>
                          nightly toolchain, installs cargo-fuzz)
   bench web              the browser app: gzipped wasm size after wasm-opt and time to
                          interactive on the demo library (model weights excluded)
-  bench text             sentences/s natively (and sentence-transformers when a Python
-                         reference environment is found) and the browser's per-query latency
+  bench text             MiniLM sentences/s at batch 1 and 32 on two corpora (scene captions,
+                         parity inputs): relsim beside sentence-transformers and transformers.js
+                         (headless Chromium, wasm) when a Python with sentence-transformers is
+                         found (RELSIM_PYTHON), with ratios; then the page's per-query latency
   bench scenes           scene generation images/s (all cores beside one core), then the
                          relational benchmark (relsim-lite and the attribute baselines) on a
                          14,000-scene set

@@ -309,20 +309,31 @@ pub enum BenchCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// MiniLM sentences/s at batch 1 and 32 on the parity inputs.
+    /// MiniLM sentences/s at batch 1 and 32 (one untimed pass, then the median of --passes)
+    /// on your sentences or a built-in corpus; peak memory.
     Text {
         /// The sentence-transformers folder of all-MiniLM-L6-v2.
         #[arg(long, env = "RELSIM_MINILM_DIR", default_value_os_t = paths::default_minilm_dir())]
         minilm_dir: PathBuf,
-        /// The corpus: a reference.json of the MiniLM parity fixture.
-        #[arg(long, default_value_os_t = paths::default_text_corpus())]
-        corpus: PathBuf,
+        /// Your corpus: a JSON array of strings (instead of --corpus).
+        #[arg(long)]
+        sentences: Option<PathBuf>,
+        /// A built-in corpus: parity (the 61 MiniLM parity inputs, up to 256 tokens) or captions
+        /// (the scene captions, 10-30 tokens, like the caption bank).
+        #[arg(long, value_parser = ["parity", "captions"], default_value = "parity")]
+        corpus: String,
+        /// Print the corpus as a JSON array and stop (to time other encoders on the same sentences).
+        #[arg(long)]
+        print_sentences: bool,
         /// Compute backend.
         #[arg(long, value_parser = one_of(BACKENDS), default_value = "auto")]
         backend: BackendChoice,
-        /// Seconds per batch size.
-        #[arg(long, default_value_t = 5.0)]
-        seconds: f64,
+        /// Timed passes over the corpus per batch size (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        passes: usize,
+        /// One JSON line instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -359,8 +370,30 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 result
             }
         },
-        Command::Bench { which: BenchCommand::Text { minilm_dir, corpus, backend, seconds } } => {
-            crate::bench::bench_text(&minilm_dir, &corpus, crate::backend::resolve(backend), seconds)
+        Command::Bench { which: BenchCommand::Text { minilm_dir, sentences, corpus, print_sentences, backend, passes, json } } => {
+            let sentences = match (&sentences, corpus.as_str()) {
+                (Some(file), _) => crate::bench::sentences_file(file)?,
+                (None, "captions") => crate::explain::scene_captions(),
+                (None, _) => crate::bench::parity_sentences(&paths::default_text_corpus())?,
+            };
+            if print_sentences {
+                println!("{}", serde_json::to_string(&sentences)?);
+                return Ok(());
+            }
+            let result = crate::bench::bench_text(&minilm_dir, &sentences, crate::backend::resolve(backend), passes)?;
+            if json {
+                println!("{}", serde_json::to_string(&result)?);
+            } else {
+                println!(
+                    "{}: {} sentences: batch 1 {:.1} sentences/s, batch 32 {:.1} sentences/s, peak RSS {:.0} MB",
+                    result.encoder,
+                    result.sentences,
+                    result.batch1_sentences_per_s,
+                    result.batch32_sentences_per_s,
+                    result.peak_rss_bytes as f64 / 1e6
+                );
+            }
+            Ok(())
         }
         Command::Scenes { which: ScenesCommand::Generate { out, count, seed, size } } => {
             let bar = progress_bar(count as u64, "scenes");
