@@ -5,6 +5,9 @@
 pub enum BackendKind {
     /// CPU (burn-ndarray); always available.
     Ndarray,
+    /// CPU through burn-flex (SIMD kernels, the gemm crate's matmul): faster than ndarray for
+    /// inference; always available.
+    Flex,
     /// wgpu: Vulkan, Metal or DX12 (build with `--features wgpu`).
     Wgpu,
     /// NVIDIA CUDA (build with `--features cuda`).
@@ -16,6 +19,7 @@ impl BackendKind {
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Ndarray => "ndarray",
+            BackendKind::Flex => "flex",
             BackendKind::Wgpu => "wgpu",
             BackendKind::Cuda => "cuda",
         }
@@ -158,10 +162,10 @@ pub enum Precision {
     Bf16,
 }
 
-/// Makes burn-flex, the CPU backend for half precision, create f16/bf16 tensors: a bf16
-/// checkpoint then stays 16-bit in memory (the 7B in ~16 GB rather than ~31 GB as f32). Burn
-/// fixes a device's float type once per process, so asking for another one later is an error.
-pub fn use_half_on_cpu(precision: Precision) -> anyhow::Result<()> {
+/// Makes burn-flex create tensors of `precision`: f32, or f16/bf16 so that a bf16 checkpoint
+/// stays 16-bit in memory (the 7B in ~16 GB rather than ~31 GB as f32). Burn fixes a device's
+/// float type once per process, so asking for another one later is an error.
+pub fn use_flex_precision(precision: Precision) -> anyhow::Result<()> {
     use burn::tensor::DType;
     let dtype = match precision {
         Precision::F32 => DType::F32,
@@ -183,6 +187,12 @@ macro_rules! with_backend {
             $crate::backend::BackendKind::Ndarray => {
                 type $b = burn::backend::NdArray<f32>;
                 let $device = burn::backend::ndarray::NdArrayDevice::Cpu;
+                $body
+            }
+            $crate::backend::BackendKind::Flex => {
+                $crate::backend::use_flex_precision($crate::backend::Precision::F32)?;
+                type $b = burn::backend::Flex;
+                let $device = burn::backend::flex::FlexDevice;
                 $body
             }
             #[cfg(feature = "wgpu")]
@@ -217,8 +227,8 @@ macro_rules! with_float_backend {
     ($kind:expr, $precision:expr, |$device:ident: $b:ident| $body:expr) => {{
         match ($kind, $precision) {
             (kind, $crate::backend::Precision::F32) => $crate::backend::with_backend!(kind, |$device: $b| $body),
-            ($crate::backend::BackendKind::Ndarray, precision) => {
-                $crate::backend::use_half_on_cpu(precision)?;
+            ($crate::backend::BackendKind::Ndarray | $crate::backend::BackendKind::Flex, precision) => {
+                $crate::backend::use_flex_precision(precision)?;
                 type $b = burn::backend::Flex;
                 let $device = burn::backend::flex::FlexDevice;
                 $body
@@ -240,7 +250,7 @@ macro_rules! with_float_backend {
                 $body
             }
             (kind, precision) => anyhow::bail!(
-                "precision `{}` is not available on backend `{}`: half precision runs on `--backend cuda` (built with `--features cuda`) or `--backend ndarray` (the CPU)",
+                "precision `{}` is not available on backend `{}`: half precision runs on `--backend cuda` (built with `--features cuda`) or `--backend ndarray|flex` (the CPU)",
                 format!("{precision:?}").to_lowercase(),
                 format!("{kind:?}").to_lowercase()
             ),
@@ -263,7 +273,7 @@ mod tests {
 
     #[test]
     fn an_explicit_choice_is_kept() {
-        for kind in [BackendKind::Ndarray, BackendKind::Wgpu, BackendKind::Cuda] {
+        for kind in [BackendKind::Ndarray, BackendKind::Flex, BackendKind::Wgpu, BackendKind::Cuda] {
             assert_eq!(resolve(Some(kind)), kind);
         }
     }

@@ -71,6 +71,25 @@ fn bench_text_times_a_users_sentences() {
     assert!(!out.status.success() && stderr.contains("mine.json") && stderr.contains("JSON array of strings"), "{stderr}");
 }
 
+/// MiniLM on burn-flex, the faster CPU backend: every parity input within 2e-5 of
+/// sentence-transformers, as on ndarray.
+#[test]
+fn embed_text_on_flex_matches_sentence_transformers() {
+    let path = workspace().join("tests/fixtures/minilm/reference.json");
+    let reference: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let texts: Vec<&str> = reference["cases"].as_array().unwrap().iter().map(|c| c["text"].as_str().unwrap()).collect();
+    let out = relsim().args(["embed-text", "--backend", "flex", "--batch-size", "16"]).args(&texts).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let mut worst = 0f32;
+    for (line, text) in stdout.lines().zip(&texts) {
+        let vector: Vec<f32> = serde_json::from_str(line).unwrap();
+        worst = worst.max(relsim_shared::vectors::max_abs_diff(&vector, &reference_embedding(text)));
+    }
+    assert_eq!(stdout.lines().count(), texts.len());
+    assert!(worst <= 2e-5, "flex: {worst}");
+}
+
 #[test]
 fn embed_text_prints_one_json_array_per_input() {
     let texts = ["A cat sits on the mat.", "growth stages of {subject} from left to right", "😀"];
@@ -203,7 +222,7 @@ fn image_backend_is_chosen_on_the_command_line() {
     std::fs::write(base.path().join("preprocessor_config.json"), r#"{"min_pixels": 6272, "max_pixels": 18816}"#).unwrap();
     let embed = |extra: &[&str]| {
         let mut cmd = relsim();
-        cmd.arg("embed-image").args(["--backend", "ndarray", "--preprocess", "processor"]).args(extra);
+        cmd.arg("embed-image").args(["--preprocess", "processor"]).args(extra);
         cmd.arg("--base").arg(base.path()).arg("--adapter").arg(q.join("tiny_b/adapter"));
         cmd.arg("--tokenizer").arg(q.join("tokenizer/tokenizer.json.gz")).arg(&image).output().unwrap()
     };
@@ -213,10 +232,13 @@ fn image_backend_is_chosen_on_the_command_line() {
         line["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
     };
     let diff = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
-    let (default, pil) = (vector(&embed(&[])), vector(&embed(&["--image-backend", "pil"])));
+    let (default, pil) = (vector(&embed(&["--backend", "ndarray"])), vector(&embed(&["--backend", "ndarray", "--image-backend", "pil"])));
     let (tv_diff, pil_diff, crossed) = (diff(&default, &expected("torchvision")), diff(&pil, &expected("pil")), diff(&default, &expected("pil")));
     assert!(tv_diff <= 1e-4 && pil_diff <= 1e-4, "{tv_diff} {pil_diff}");
     assert!(crossed > 1e-4, "the default must be torchvision, not pil ({crossed})");
+    // The other CPU backend (burn-flex) gives transformers' embedding too.
+    let flex_diff = diff(&vector(&embed(&["--backend", "flex"])), &expected("torchvision"));
+    assert!(flex_diff <= 1e-4, "flex: {flex_diff}");
     let out = embed(&["--image-backend", "opencv"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains("torchvision") && stderr.contains("pil"), "{stderr}");

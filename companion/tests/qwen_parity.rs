@@ -224,7 +224,7 @@ mod wgpu {
 #[test]
 fn cpu_bf16_parity() {
     use burn::backend::flex::{Flex, FlexDevice};
-    relsim_companion::backend::use_half_on_cpu(relsim_companion::backend::Precision::Bf16).unwrap();
+    relsim_companion::backend::use_flex_precision(relsim_companion::backend::Precision::Bf16).unwrap();
     for name in ["tiny_a", "tiny_b"] {
         let worst = check_config_on::<Flex>(name, &FlexDevice, None, 5e-3);
         eprintln!("PARITY cpu bf16 {name}: embedding max diff {worst:e}");

@@ -188,29 +188,38 @@ pub fn bench_text() -> Result<()> {
         let sentences = output(command(&relsim).args(["bench", "text", "--print-sentences", "--corpus", corpus])).context("listing the sentences")?;
         std::fs::write(&file, sentences)?;
         step(&format!("corpus `{corpus}` ({})", file.display()));
-        // The CPU against the CPU peers (auto would probe GPU adapters first).
-        let mut rows = vec![json_line(command(&relsim).args(["bench", "text", "--backend", "ndarray", "--json", "--sentences"]).arg(&file))?];
+        // The CPU against the CPU peers (auto would probe GPU adapters first): both CPU backends.
+        let ours: Vec<serde_json::Value> = ["flex", "ndarray"]
+            .iter()
+            .map(|backend| json_line(command(&relsim).args(["bench", "text", "--backend", backend, "--json", "--sentences"]).arg(&file)))
+            .collect::<Result<_>>()?;
+        let mut peers = Vec::new();
         if let Some(py) = &python {
             let script = "tests/fixtures/minilm/bench_reference.py";
-            rows.push(json_line(command(py).arg(script).arg(crate::setup::minilm_dir()).arg(&file).args(["--threads", threads, "--json"]))?);
+            peers.push(json_line(command(py).arg(script).arg(crate::setup::minilm_dir()).arg(&file).args(["--threads", threads, "--json"]))?);
         }
         if let Some((model, modules)) = &transformers_js {
-            rows.push(json_line(command("node").arg("tests/browser/transformersjs.mjs").arg(model).arg(modules).arg(&file).args(["--threads", threads]))?);
+            peers.push(json_line(command("node").arg("tests/browser/transformersjs.mjs").arg(model).arg(modules).arg(&file).args(["--threads", threads]))?);
         }
         let rate = |row: &serde_json::Value, key: &str| row[key].as_f64().unwrap_or(f64::NAN);
+        let name = |row: &serde_json::Value| row["encoder"].as_str().unwrap_or("?").to_string();
         println!("{:<62} {:>14} {:>14} {:>10}", "encoder", "batch 1 (/s)", "batch 32 (/s)", "peak RSS");
-        for row in &rows {
+        for row in ours.iter().chain(&peers) {
             let rss = row["peak_rss_bytes"].as_f64().map_or("-".to_string(), |b| format!("{:.0} MB", b / 1e6));
-            println!("{:<62} {:>14.1} {:>14.1} {:>10}", row["encoder"].as_str().unwrap_or("?"), rate(row, "batch1_sentences_per_s"), rate(row, "batch32_sentences_per_s"), rss);
+            println!("{:<62} {:>14.1} {:>14.1} {:>10}", name(row), rate(row, "batch1_sentences_per_s"), rate(row, "batch32_sentences_per_s"), rss);
         }
-        for peer in &rows[1..] {
-            println!(
-                "relsim / {}: batch 1 {:.2}x, batch 32 {:.2}x",
-                peer["encoder"].as_str().unwrap_or("?"),
-                rate(&rows[0], "batch1_sentences_per_s") / rate(peer, "batch1_sentences_per_s"),
-                rate(&rows[0], "batch32_sentences_per_s") / rate(peer, "batch32_sentences_per_s")
-            );
+        for mine in &ours {
+            for peer in &peers {
+                println!(
+                    "{} / {}: batch 1 {:.2}x, batch 32 {:.2}x",
+                    name(mine),
+                    name(peer),
+                    rate(mine, "batch1_sentences_per_s") / rate(peer, "batch1_sentences_per_s"),
+                    rate(mine, "batch32_sentences_per_s") / rate(peer, "batch32_sentences_per_s")
+                );
+            }
         }
+        let rows = peers;
         if let Some(ms) = rows.iter().find_map(|r| r["median_query_ms"].as_f64()) {
             println!("transformers.js median per-query latency (batch 1): {ms:.1} ms");
         }

@@ -29,6 +29,7 @@ pub type BackendChoice = Option<BackendKind>;
 pub const BACKENDS: Choices<BackendChoice> = &[
     ("auto", None, "CUDA if built in and a device is found, else wgpu if built in and a GPU adapter is found, else the CPU"),
     ("ndarray", Some(BackendKind::Ndarray), "CPU (burn-ndarray); always available"),
+    ("flex", Some(BackendKind::Flex), "CPU through burn-flex (SIMD kernels, gemm): faster inference than ndarray; always available"),
     ("wgpu", Some(BackendKind::Wgpu), "wgpu: Vulkan, Metal or DX12 (built in with `--features wgpu`)"),
     ("cuda", Some(BackendKind::Cuda), "NVIDIA CUDA (built in with `--features cuda`; needs the driver at run time)"),
 ];
@@ -140,7 +141,7 @@ mod tests {
 
     #[test]
     fn every_enum_value_has_one_name() {
-        covers(BACKENDS, &[None, Some(BackendKind::Ndarray), Some(BackendKind::Wgpu), Some(BackendKind::Cuda)]);
+        covers(BACKENDS, &[None, Some(BackendKind::Ndarray), Some(BackendKind::Flex), Some(BackendKind::Wgpu), Some(BackendKind::Cuda)]);
         covers(PRECISIONS, &[Precision::F32, Precision::F16, Precision::Bf16]);
         covers(PREPROCESSING, &[PreprocessMode::Native, PreprocessMode::Processor, PreprocessMode::Train]);
         covers(IMAGE_BACKENDS, &[ImageBackend::Torchvision, ImageBackend::Pil]);
