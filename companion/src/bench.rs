@@ -20,8 +20,27 @@ struct Case {
     text: String,
 }
 
+/// The built-in corpora of `relsim bench text`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextCorpus {
+    /// The 61 MiniLM parity inputs: short captions to 256-token texts.
+    Parity,
+    /// The scene captions: 10-30 tokens, like the caption bank.
+    Captions,
+}
+
+impl TextCorpus {
+    /// The corpus' sentences.
+    pub fn sentences(self) -> anyhow::Result<Vec<String>> {
+        match self {
+            TextCorpus::Parity => parity_sentences(&crate::paths::default_text_corpus()),
+            TextCorpus::Captions => Ok(crate::explain::scene_captions()),
+        }
+    }
+}
+
 /// The texts of a MiniLM parity fixture (reference.json): short captions to 256-token texts.
-pub fn parity_sentences(path: &Path) -> anyhow::Result<Vec<String>> {
+fn parity_sentences(path: &Path) -> anyhow::Result<Vec<String>> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let reference: Reference = serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
     Ok(reference.cases.into_iter().map(|c| c.text).collect())

@@ -219,8 +219,7 @@ pub fn bench_text() -> Result<()> {
                 );
             }
         }
-        let rows = peers;
-        if let Some(ms) = rows.iter().find_map(|r| r["median_query_ms"].as_f64()) {
+        if let Some(ms) = peers.iter().find_map(|r| r["median_query_ms"].as_f64()) {
             println!("transformers.js median per-query latency (batch 1): {ms:.1} ms");
         }
     }

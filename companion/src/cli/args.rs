@@ -7,6 +7,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use relsim_shared::image::preprocess::{ImageBackend, PreprocessMode};
 
 use crate::backend::{BackendKind, Precision};
+use crate::bench::TextCorpus;
 use crate::encoders::EncoderOptions;
 use crate::paths;
 use crate::scenes::Split;
@@ -52,6 +53,12 @@ pub const PREPROCESSING: Choices<PreprocessMode> = &[
 pub const IMAGE_BACKENDS: Choices<ImageBackend> = &[
     ("torchvision", ImageBackend::Torchvision, "transformers' default Qwen2VLImageProcessor (what AutoProcessor gives the official code): torch's antialiased bicubic, normalisation fused in f32"),
     ("pil", ImageBackend::Pil, "transformers' Qwen2VLImageProcessorPil (backend=\"pil\", formerly use_fast=False): Pillow's bicubic"),
+];
+
+/// `relsim bench text --corpus`.
+pub const TEXT_CORPORA: Choices<TextCorpus> = &[
+    ("parity", TextCorpus::Parity, "the 61 MiniLM parity inputs, up to 256 tokens"),
+    ("captions", TextCorpus::Captions, "the scene captions, 10-30 tokens, like the caption bank"),
 ];
 
 /// `--split`.
@@ -146,6 +153,7 @@ mod tests {
         covers(PREPROCESSING, &[PreprocessMode::Native, PreprocessMode::Processor, PreprocessMode::Train]);
         covers(IMAGE_BACKENDS, &[ImageBackend::Torchvision, ImageBackend::Pil]);
         covers(SPLITS, &[Split::Train, Split::Val, Split::Test]);
+        covers(TEXT_CORPORA, &[TextCorpus::Parity, TextCorpus::Captions]);
         covers(POSITIVES, &[Positives::Caption, Positives::Relation]);
         covers(AUGMENTS, &[Augment::None, Augment::Channels]);
         covers(PRESETS, &[Preset::Lite, Preset::Tiny, Preset::QwenTiny]);

@@ -318,10 +318,9 @@ pub enum BenchCommand {
         /// Your corpus: a JSON array of strings (instead of --corpus).
         #[arg(long)]
         sentences: Option<PathBuf>,
-        /// A built-in corpus: parity (the 61 MiniLM parity inputs, up to 256 tokens) or captions
-        /// (the scene captions, 10-30 tokens, like the caption bank).
-        #[arg(long, value_parser = ["parity", "captions"], default_value = "parity")]
-        corpus: String,
+        /// A built-in corpus.
+        #[arg(long, value_parser = one_of(args::TEXT_CORPORA), default_value = "parity")]
+        corpus: crate::bench::TextCorpus,
         /// Print the corpus as a JSON array and stop (to time other encoders on the same sentences).
         #[arg(long)]
         print_sentences: bool,
@@ -371,10 +370,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
         },
         Command::Bench { which: BenchCommand::Text { minilm_dir, sentences, corpus, print_sentences, backend, passes, json } } => {
-            let sentences = match (&sentences, corpus.as_str()) {
-                (Some(file), _) => crate::bench::sentences_file(file)?,
-                (None, "captions") => crate::explain::scene_captions(),
-                (None, _) => crate::bench::parity_sentences(&paths::default_text_corpus())?,
+            let sentences = match &sentences {
+                Some(file) => crate::bench::sentences_file(file)?,
+                None => corpus.sentences()?,
             };
             if print_sentences {
                 println!("{}", serde_json::to_string(&sentences)?);

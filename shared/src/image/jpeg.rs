@@ -37,22 +37,22 @@ pub enum JpegFailure {
 /// more than `max_pixels` pixels are refused from the header, before any pixel is decoded.
 pub fn decode(bytes: &[u8], max_pixels: u64) -> Result<Decoded, JpegFailure> {
     let err = |e: libjpeg_turbo_rs::JpegError| JpegFailure::Decode(e.to_string());
-    let info = libjpeg_turbo_rs::probe(bytes).map_err(err)?;
-    if info.width == 0 || info.height == 0 {
-        return Err(JpegFailure::Empty(info.width, info.height));
-    }
-    if (info.width as u64) * (info.height as u64) > max_pixels {
-        return Err(JpegFailure::TooLarge(info.width, info.height));
-    }
-    let cmyk = matches!(info.color_space, ColorSpace::Cmyk | ColorSpace::Ycck);
+    // Making the decoder parses the header only: the size is checked before any pixel is decoded.
     let mut decoder = Decoder::new(bytes).map_err(err)?;
-    decoder.set_max_pixels(usize::try_from(max_pixels).unwrap_or(usize::MAX));
+    let (width, height) = (decoder.header().width(), decoder.header().height());
+    if width == 0 || height == 0 {
+        return Err(JpegFailure::Empty(width, height));
+    }
+    if (width as u64) * (height as u64) > max_pixels {
+        return Err(JpegFailure::TooLarge(width, height));
+    }
+    let cmyk = matches!(decoder.jpeg_color_space(), ColorSpace::Cmyk | ColorSpace::Ycck);
+    let orientation = decoder.exif_orientation().and_then(Orientation::from_exif).unwrap_or(Orientation::NoTransforms);
     decoder.set_output_format(if cmyk { PixelFormat::Cmyk } else { PixelFormat::Rgb });
     let decoded = decoder.decode_image().map_err(err)?;
     let (w, h) = (decoded.width as u32, decoded.height as u32);
     let rgb = if cmyk { cmyk_to_rgb(&decoded.data) } else { decoded.data };
     let image = RgbImage::from_raw(w, h, rgb).ok_or_else(|| JpegFailure::Decode(format!("decoder returned a short buffer for {w}x{h}")))?;
-    let orientation = info.exif_orientation.and_then(Orientation::from_exif).unwrap_or(Orientation::NoTransforms);
     Ok(Decoded { image, orientation })
 }
 

@@ -68,11 +68,13 @@ type Taps = (usize, Vec<i32>);
 
 /// The normalised double-precision weights of each output index, with Pillow's window: support
 /// scaled by the downscale factor (antialiasing), `[center - support + 0.5, center + support + 0.5)`
-/// truncated and clipped to the input. `max_taps` clips the window's length as torch does.
-fn float_taps(n_in: usize, n_out: usize, support: f64, weight: impl Fn(f64) -> f64, max_taps: Option<usize>) -> Vec<(usize, Vec<f64>)> {
+/// truncated and clipped to the input. `clip` also caps a window at `2·ceil(support) + 1` taps,
+/// as torch does (Pillow does not).
+fn float_taps(n_in: usize, n_out: usize, support: f64, weight: impl Fn(f64) -> f64, clip: bool) -> Vec<(usize, Vec<f64>)> {
     let scale = n_in as f64 / n_out as f64;
     let filterscale = scale.max(1.0);
     let support = support * filterscale;
+    let max_taps = if clip { support.ceil() as usize * 2 + 1 } else { usize::MAX };
     let ss = 1.0 / filterscale;
     (0..n_out)
         .map(|xx| {
@@ -80,7 +82,7 @@ fn float_taps(n_in: usize, n_out: usize, support: f64, weight: impl Fn(f64) -> f
             // C casts truncate toward zero; both operands are > -1 here, so `as i64` matches.
             let xmin = ((center - support + 0.5) as i64).max(0) as usize;
             let xmax = ((center + support + 0.5) as i64).min(n_in as i64) as usize;
-            let len = xmax.saturating_sub(xmin).min(max_taps.unwrap_or(usize::MAX));
+            let len = xmax.saturating_sub(xmin).min(max_taps);
             let mut w: Vec<f64> = (0..len).map(|x| weight((x as f64 + xmin as f64 - center + 0.5) * ss)).collect();
             let total: f64 = w.iter().sum();
             if total != 0.0 {
@@ -99,7 +101,7 @@ fn fixed(v: f64, bits: u32) -> i32 {
 
 /// Pillow's taps: weights in 22 fractional bits.
 fn pillow_taps(n_in: usize, n_out: usize, filter: Filter) -> (Vec<Taps>, u32) {
-    let taps = float_taps(n_in, n_out, filter.support(), |x| filter.weight(x), None);
+    let taps = float_taps(n_in, n_out, filter.support(), |x| filter.weight(x), false);
     (taps.into_iter().map(|(xmin, w)| (xmin, w.iter().map(|&v| fixed(v, PRECISION_BITS)).collect())).collect(), PRECISION_BITS)
 }
 
@@ -119,10 +121,7 @@ fn torch_bicubic_taps(n_in: usize, n_out: usize) -> (Vec<Taps>, u32) {
             0.0
         }
     };
-    let scale = n_in as f64 / n_out as f64;
-    let support = if scale >= 1.0 { 2.0 * scale } else { 2.0 };
-    let max_taps = support.ceil() as usize * 2 + 1;
-    let taps = float_taps(n_in, n_out, 2.0, cubic, Some(max_taps));
+    let taps = float_taps(n_in, n_out, 2.0, cubic, true);
     let wt_max = taps.iter().flat_map(|(_, w)| w.iter().copied()).fold(0.0f64, f64::max);
     let mut bits = 0;
     while bits < 22 && ((0.5 + wt_max * f64::from(1u32 << (bits + 1))) as i32) < (1 << 15) {
