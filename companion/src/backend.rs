@@ -29,7 +29,7 @@ impl BackendKind {
 /// The backend `--backend auto` picks, and why: CUDA when this build has it and the machine has
 /// the CUDA driver, NVRTC and a device; else wgpu when built in and a GPU adapter is found (a
 /// software one, like Mesa's lavapipe, is slower than the CPU backend and does not count); else
-/// the CPU.
+/// the CPU, through burn-flex (the faster of the two CPU backends).
 pub fn auto() -> (BackendKind, String) {
     let mut passed_over: Vec<String> = Vec::new();
     #[cfg(feature = "cuda")]
@@ -51,7 +51,7 @@ pub fn auto() -> (BackendKind, String) {
     }
     #[cfg(not(feature = "wgpu"))]
     passed_over.push("wgpu: not in this build (--features wgpu)".into());
-    (BackendKind::Ndarray, passed_over.join("; "))
+    (BackendKind::Flex, passed_over.join("; "))
 }
 
 /// The backend a command runs on: the one asked for, or (`None`) the one [`auto`] picks, said
@@ -180,19 +180,32 @@ pub fn use_flex_precision(precision: Precision) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether burn-flex computes in f32 in this process (and from now on it does, if nothing chose
+/// yet). It does not when a half-precision model (a bf16 Qwen on the CPU) came first: then an f32
+/// model runs on ndarray instead, and this says so once.
+pub fn flex_runs_f32() -> bool {
+    match use_flex_precision(Precision::F32) {
+        Ok(()) => true,
+        Err(e) => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| tracing::warn!("{e}: f32 models run on ndarray in this process"));
+            false
+        }
+    }
+}
+
 /// Calls `$body` with the type alias `B` bound to the chosen backend and `device` to its device.
 macro_rules! with_backend {
     ($kind:expr, |$device:ident: $b:ident| $body:expr) => {{
         match $kind {
-            $crate::backend::BackendKind::Ndarray => {
-                type $b = burn::backend::NdArray<f32>;
-                let $device = burn::backend::ndarray::NdArrayDevice::Cpu;
-                $body
-            }
-            $crate::backend::BackendKind::Flex => {
-                $crate::backend::use_flex_precision($crate::backend::Precision::F32)?;
+            $crate::backend::BackendKind::Flex if $crate::backend::flex_runs_f32() => {
                 type $b = burn::backend::Flex;
                 let $device = burn::backend::flex::FlexDevice;
+                $body
+            }
+            $crate::backend::BackendKind::Ndarray | $crate::backend::BackendKind::Flex => {
+                type $b = burn::backend::NdArray<f32>;
+                let $device = burn::backend::ndarray::NdArrayDevice::Cpu;
                 $body
             }
             #[cfg(feature = "wgpu")]
@@ -267,7 +280,7 @@ mod tests {
     #[test]
     fn auto_without_gpu_backends_is_the_cpu_and_says_why() {
         let (kind, why) = auto();
-        assert_eq!(kind, BackendKind::Ndarray);
+        assert_eq!(kind, BackendKind::Flex);
         assert!(why.contains("cuda: not in this build") && why.contains("wgpu: not in this build"), "{why}");
     }
 

@@ -4,10 +4,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use relsim_shared::text::minilm::MiniLm;
 use serde::Deserialize;
 
-use crate::backend::{with_backend, BackendKind};
+use crate::backend::BackendKind;
 use crate::stats::percentile;
 
 #[derive(Deserialize)]
@@ -83,22 +82,19 @@ pub struct TextBench {
 
 /// MiniLM sentences/s at batch 1 and 32 over `sentences` (median of `passes` passes).
 pub fn bench_text(minilm_dir: &Path, sentences: &[String], backend: BackendKind, passes: usize) -> anyhow::Result<TextBench> {
-    with_backend!(backend, |device: B| {
-        let model = MiniLm::<B>::from_dir(minilm_dir, &device)
-            .with_context(|| format!("loading MiniLM from {}", minilm_dir.display()))?;
-        let mut embed = |texts: &[&str]| -> anyhow::Result<()> {
-            model.embed_vecs(texts)?;
-            Ok(())
-        };
-        let batch1 = sentences_per_s(&mut embed, sentences, 1, passes)?;
-        let batch32 = sentences_per_s(&mut embed, sentences, 32, passes)?;
-        Ok(TextBench {
-            encoder: format!("relsim MiniLM ({backend:?})"),
-            sentences: sentences.len(),
-            batch1_sentences_per_s: batch1,
-            batch32_sentences_per_s: batch32,
-            peak_rss_bytes: peak_rss_bytes()?,
-        })
+    let model = crate::encoders::load_minilm(minilm_dir, backend)?;
+    let mut embed = |texts: &[&str]| -> anyhow::Result<()> {
+        model.embed(texts)?;
+        Ok(())
+    };
+    let batch1 = sentences_per_s(&mut embed, sentences, 1, passes)?;
+    let batch32 = sentences_per_s(&mut embed, sentences, 32, passes)?;
+    Ok(TextBench {
+        encoder: format!("relsim MiniLM ({backend:?})"),
+        sentences: sentences.len(),
+        batch1_sentences_per_s: batch1,
+        batch32_sentences_per_s: batch32,
+        peak_rss_bytes: peak_rss_bytes()?,
     })
 }
 

@@ -1,6 +1,6 @@
 //! Image encoders by name: every encoder the benchmarks and the library can use plugs in here.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -8,6 +8,7 @@ use image::RgbImage;
 use rayon::prelude::*;
 use relsim_shared::image::attribute;
 use relsim_shared::image::preprocess::{ImageBackend, PreprocessMode};
+use relsim_shared::text::minilm::MiniLm;
 
 use crate::backend::{with_backend, with_float_backend, BackendKind, Precision};
 use crate::qwen::relsim::{EncoderFiles, RelsimEncoder};
@@ -16,6 +17,26 @@ use crate::qwen::relsim::{EncoderFiles, RelsimEncoder};
 pub trait ImageEncoder: Send {
     /// Embeds a batch of images, one vector each.
     fn embed_batch(&self, images: &[RgbImage]) -> anyhow::Result<Vec<Vec<f32>>>;
+}
+
+/// Turns sentences into L2-normalised vectors (MiniLM), whatever backend it runs on.
+pub trait SentenceEncoder: Send {
+    /// Embeds a batch of sentences, one vector each, in order.
+    fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>>;
+}
+
+impl<B: burn::tensor::backend::Backend> SentenceEncoder for MiniLm<B> {
+    fn embed(&self, texts: &[&str]) -> anyhow::Result<Vec<Vec<f32>>> {
+        Ok(self.embed_vecs(texts)?)
+    }
+}
+
+/// all-MiniLM-L6-v2 from the sentence-transformers folder `dir`, on `backend`.
+pub fn load_minilm(dir: &Path, backend: BackendKind) -> anyhow::Result<Box<dyn SentenceEncoder>> {
+    with_backend!(backend, |device: B| {
+        let model = MiniLm::<B>::from_dir(dir, &device).with_context(|| format!("loading MiniLM from {}", dir.display()))?;
+        Ok(Box::new(model) as Box<dyn SentenceEncoder>)
+    })
 }
 
 /// The attribute baselines: descriptors of appearance, no learning.
@@ -74,7 +95,7 @@ impl EncoderOptions {
             tokenizer: None,
             preprocess: PreprocessMode::Native,
             image_backend: ImageBackend::default(),
-            backend: BackendKind::Ndarray,
+            backend: BackendKind::Flex,
             precision: Precision::F32,
         }
     }

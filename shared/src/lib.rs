@@ -1,5 +1,6 @@
 //! relsim-shared: what the companion and the browser app both use.
 
+pub mod activation;
 pub mod attention;
 pub mod error;
 pub mod explore;

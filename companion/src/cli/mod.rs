@@ -13,9 +13,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use relsim_shared::image::preprocess::{decode_rgb, ImageBackend};
-use relsim_shared::text::minilm::MiniLm;
 
-use crate::backend::{with_backend, BackendKind};
+use crate::backend::BackendKind;
 use crate::encoders::{EncoderOptions, BASELINES};
 use crate::paths;
 use crate::scenes::Split;
@@ -464,17 +463,14 @@ fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
 }
 
 fn embed_text(texts: &[String], minilm_dir: &std::path::Path, backend: BackendKind, batch_size: usize) -> anyhow::Result<()> {
-    with_backend!(backend, |device: B| {
-        let model = MiniLm::<B>::from_dir(minilm_dir, &device)
-            .with_context(|| format!("loading MiniLM from {}", minilm_dir.display()))?;
-        let mut out = std::io::stdout().lock();
-        for chunk in texts.chunks(batch_size) {
-            let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
-            for vector in model.embed_vecs(&refs)? {
-                serde_json::to_writer(&mut out, &vector)?;
-                writeln!(out)?;
-            }
+    let model = crate::encoders::load_minilm(minilm_dir, backend)?;
+    let mut out = std::io::stdout().lock();
+    for chunk in texts.chunks(batch_size) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        for vector in model.embed(&refs)? {
+            serde_json::to_writer(&mut out, &vector)?;
+            writeln!(out)?;
         }
-        Ok(())
-    })
+    }
+    Ok(())
 }

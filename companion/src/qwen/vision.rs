@@ -3,7 +3,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Linear, RmsNorm};
-use burn::tensor::activation::gelu;
+use relsim_shared::activation::gelu;
 use burn::tensor::module::attention;
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
 use relsim_shared::weights::{linear_weight, Weights};

@@ -16,7 +16,6 @@ use relsim_shared::protocol::{
     CaptionBank as CaptionBankBody, ExplainRequest, ExplainResponse, IndexProgress, LibraryImage, LibraryPage, MapPoint, ModelManifest, NewCaption, SearchHit,
     SearchQuery, SearchRequest, SearchResponse, DEFAULT_WEIGHT, MAX_QUERY_PIXELS,
 };
-use relsim_shared::text::minilm::MiniLm;
 use serde::Deserialize;
 use tokio_stream::wrappers::WatchStream;
 use tokio_stream::StreamExt;
@@ -40,7 +39,7 @@ const MAX_TEXT_CHARS: usize = 1000;
 /// Uploaded query images remembered for searching again.
 const REMEMBERED_UPLOADS: usize = 32;
 
-type TextModel = MiniLm<burn::backend::NdArray<f32>>;
+type TextModel = Box<dyn crate::encoders::SentenceEncoder>;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -263,7 +262,7 @@ impl TextEncoder {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let mut out = Vec::with_capacity(texts.len());
         for chunk in refs.chunks(32) {
-            out.extend(model.embed_vecs(chunk)?);
+            out.extend(model.embed(chunk)?);
         }
         Ok(out)
     }

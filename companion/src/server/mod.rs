@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::{any, get, post};
 use axum::Router;
 use relsim_shared::protocol::{ModelFile, ModelManifest, TeacherInfo};
-use relsim_shared::text::minilm::{MiniLm, REQUIRED_FILES, SENTENCE_CONFIG_FILE};
+use relsim_shared::text::minilm::{REQUIRED_FILES, SENTENCE_CONFIG_FILE};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
@@ -92,10 +92,10 @@ pub struct Loaded {
 /// Loads the models, opens the index and the caption bank.
 pub fn load(config: &ServerConfig) -> anyhow::Result<Loaded> {
     let manifest = minilm_manifest(&config.minilm_dir)?;
-    let text = MiniLm::<burn::backend::NdArray<f32>>::from_dir(&config.minilm_dir, &Default::default())
-        .with_context(|| format!("loading MiniLM from {}", config.minilm_dir.display()))?;
-    let text = Arc::new(api::TextEncoder::new(text));
+    // The image encoder first: when it runs burn-flex in half precision (a bf16 Qwen on the CPU),
+    // MiniLM (f32) then knows to take ndarray.
     let (roots, encoder, store) = crate::library::open(&config.libraries, &config.data_dir, &config.model, &config.encoder)?;
+    let text = Arc::new(api::TextEncoder::new(crate::encoders::load_minilm(&config.minilm_dir, crate::backend::BackendKind::Flex)?));
     let model_id = store.model().to_string();
     let student = student_manifest(&config.student_dir, &model_id).map(Arc::new);
     let encoder = SharedEncoder(Arc::new(Mutex::new(encoder)));

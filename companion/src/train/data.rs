@@ -14,7 +14,6 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use relsim_shared::image::lite::COLOUR_ORDERS;
 use relsim_shared::image::preprocess::decode_rgb;
-use relsim_shared::text::minilm::MiniLm;
 
 use crate::files::write_atomically;
 use crate::scenes::generate::{read_records, Record, Split};
@@ -152,10 +151,9 @@ pub fn caption_embeddings(captions: &[String], minilm_dir: &Path, cache: &Path) 
     };
     let missing: Vec<&str> = captions.iter().map(String::as_str).filter(|c| !known.contains_key(*c)).collect();
     if !missing.is_empty() {
-        type B = burn::backend::NdArray<f32>;
-        let model = MiniLm::<B>::from_dir(minilm_dir, &Default::default()).with_context(|| format!("loading MiniLM from {}", minilm_dir.display()))?;
+        let model = crate::encoders::load_minilm(minilm_dir, crate::backend::BackendKind::Flex)?;
         for chunk in missing.chunks(32) {
-            for (caption, vector) in chunk.iter().zip(model.embed_vecs(chunk)?) {
+            for (caption, vector) in chunk.iter().zip(model.embed(chunk)?) {
                 known.insert(caption.to_string(), vector);
             }
         }

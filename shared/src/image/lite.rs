@@ -6,7 +6,7 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
+use crate::activation::gelu;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use image::imageops::{self, FilterType};
 use image::RgbImage;

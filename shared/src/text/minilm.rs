@@ -4,14 +4,15 @@
 //! normalisation, as sentence-transformers computes it. Generic over the burn backend so the same
 //! code runs natively and in the browser.
 
-use burn::module::Module;
+use burn::module::{Module, Param};
 use burn::nn::{Embedding, LayerNorm, Linear};
-use burn::tensor::activation::gelu;
+use crate::activation::gelu;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
-use crate::attention::scaled_dot_product;
 use crate::error::{ModelError, Result};
 use crate::weights::{TensorFile, Weights};
 
@@ -92,42 +93,73 @@ pub struct BertEmbeddings<B: Backend> {
 }
 
 impl<B: Backend> BertEmbeddings<B> {
-    /// `input_ids` `[batch, seq]` → `[batch, seq, hidden]`.
-    pub fn forward(&self, input_ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
-        let [batch, seq] = input_ids.dims();
-        let device = input_ids.device();
-        let positions = Tensor::<B, 1, Int>::arange(0..seq as i64, &device).unsqueeze::<2>().repeat_dim(0, batch);
-        // sentence-transformers passes no token types: all segment 0.
-        let token_types = Tensor::<B, 2, Int>::zeros([batch, seq], &device);
-        let x = self.word_embeddings.forward(input_ids)
-            + self.position_embeddings.forward(positions)
-            + self.token_type_embeddings.forward(token_types);
+    /// Packed `input_ids` and their `positions` within each sentence, both `[tokens]` →
+    /// `[tokens, hidden]`.
+    pub fn forward(&self, input_ids: Tensor<B, 1, Int>, positions: Tensor<B, 1, Int>) -> Tensor<B, 2> {
+        let [tokens] = input_ids.dims();
+        let hidden = self.layer_norm.gamma.dims()[0];
+        let lookup = |table: &Embedding<B>, ids: Tensor<B, 1, Int>| table.forward(ids.unsqueeze::<2>()).reshape([tokens, hidden]);
+        // sentence-transformers passes no token types: every token is segment 0, one shared row.
+        let segment = self.token_type_embeddings.weight.val().narrow(0, 0, 1);
+        let x = lookup(&self.word_embeddings, input_ids) + lookup(&self.position_embeddings, positions) + segment;
         self.layer_norm.forward(x)
     }
 }
 
+/// Sentences of one length, stored one after the other in a packed token tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LengthGroup {
+    /// Index of the group's first token in the packed tensor.
+    pub offset: usize,
+    /// How many sentences.
+    pub sentences: usize,
+    /// Tokens per sentence.
+    pub length: usize,
+}
+
+impl LengthGroup {
+    fn tokens(&self) -> usize {
+        self.sentences * self.length
+    }
+
+    /// This group's rows of a packed `[tokens, width]` tensor.
+    fn rows<B: Backend>(&self, packed: &Tensor<B, 2>) -> Tensor<B, 2> {
+        packed.clone().narrow(0, self.offset, self.tokens())
+    }
+}
+
 /// Multi-head self-attention with its output projection, residual and layer norm.
+///
+/// The checkpoint's query, key and value projections are joined into one `[hidden, 3·hidden]`
+/// linear at load: one matmul instead of three, on every backend.
 #[derive(Module, Debug)]
 pub struct BertAttention<B: Backend> {
-    pub query: Linear<B>,
-    pub key: Linear<B>,
-    pub value: Linear<B>,
+    pub query_key_value: Linear<B>,
     pub output: Linear<B>,
     pub output_norm: LayerNorm<B>,
     pub num_heads: usize,
 }
 
 impl<B: Backend> BertAttention<B> {
-    /// `x` `[batch, seq, hidden]`, `mask_bias` `[batch, 1, 1, seq]` (0 or a large negative number).
-    pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
-        let [batch, seq, hidden] = x.dims();
-        let head_dim = hidden / self.num_heads;
-        let heads = |t: Tensor<B, 3>| t.reshape([batch, seq, self.num_heads, head_dim]).swap_dims(1, 2);
-        let q = heads(self.query.forward(x.clone()));
-        let k = heads(self.key.forward(x.clone()));
-        let v = heads(self.value.forward(x.clone()));
-        let context = scaled_dot_product(q, k, v, Some(mask_bias)).swap_dims(1, 2).reshape([batch, seq, hidden]);
-        self.output_norm.forward(x + self.output.forward(context))
+    /// `x` packed `[tokens, hidden]`; each sentence attends only to itself, so no token is
+    /// padding and no mask is needed.
+    pub fn forward(&self, x: Tensor<B, 2>, groups: &[LengthGroup]) -> Tensor<B, 2> {
+        let [_, hidden] = x.dims();
+        let heads = self.num_heads;
+        let head_dim = hidden / heads;
+        let qkv = self.query_key_value.forward(x.clone());
+        let contexts: Vec<Tensor<B, 2>> = groups
+            .iter()
+            .map(|group| {
+                let [n, len] = [group.sentences, group.length];
+                // [n·len, 3·hidden] → [n, 3·heads, len, head_dim]: q, k and v are head slices.
+                let parts = group.rows(&qkv).reshape([n, len, 3 * heads, head_dim]).swap_dims(1, 2);
+                let part = |i: usize| parts.clone().narrow(1, i * heads, heads);
+                let context = attention(part(0), part(1), part(2), None, None, AttentionModuleOptions::default());
+                context.swap_dims(1, 2).reshape([n * len, hidden])
+            })
+            .collect();
+        self.output_norm.forward(x + self.output.forward(stack_rows(contexts)))
     }
 }
 
@@ -141,9 +173,9 @@ pub struct BertLayer<B: Backend> {
 }
 
 impl<B: Backend> BertLayer<B> {
-    /// `[batch, seq, hidden]` → `[batch, seq, hidden]`.
-    pub fn forward(&self, x: Tensor<B, 3>, mask_bias: Tensor<B, 4>) -> Tensor<B, 3> {
-        let x = self.attention.forward(x, mask_bias);
+    /// Packed `[tokens, hidden]` → `[tokens, hidden]`.
+    pub fn forward(&self, x: Tensor<B, 2>, groups: &[LengthGroup]) -> Tensor<B, 2> {
+        let x = self.attention.forward(x, groups);
         let h = gelu(self.intermediate.forward(x.clone()));
         self.output_norm.forward(x + self.output.forward(h))
     }
@@ -187,11 +219,10 @@ impl<B: Backend> BertModel<B> {
         let layers = (0..config.num_hidden_layers)
             .map(|i| {
                 let p = format!("{root}encoder.layer.{i}");
+                let projection = |name: &str| weights.linear(&format!("{p}.attention.self.{name}"), d, d, true, device);
                 Ok(BertLayer {
                     attention: BertAttention {
-                        query: weights.linear(&format!("{p}.attention.self.query"), d, d, true, device)?,
-                        key: weights.linear(&format!("{p}.attention.self.key"), d, d, true, device)?,
-                        value: weights.linear(&format!("{p}.attention.self.value"), d, d, true, device)?,
+                        query_key_value: join_linears([projection("query")?, projection("key")?, projection("value")?]),
                         output: weights.linear(&format!("{p}.attention.output.dense"), d, d, true, device)?,
                         output_norm: weights.layer_norm(&format!("{p}.attention.output.LayerNorm"), d, eps, device)?,
                         num_heads: config.num_attention_heads,
@@ -205,29 +236,59 @@ impl<B: Backend> BertModel<B> {
         Ok(Self { embeddings, layers })
     }
 
-    /// Token states `[batch, seq, hidden]` for `input_ids` with `attention_mask` (1 = token, 0 = pad).
-    pub fn forward(&self, input_ids: Tensor<B, 2, Int>, attention_mask: Tensor<B, 2>) -> Tensor<B, 3> {
-        let [batch, seq] = attention_mask.dims();
-        // Padding gets a bias so negative that its softmax weight is exactly zero in f32, which
-        // keeps a sentence's embedding independent of what else is in its batch.
-        let mask_bias = (attention_mask.neg() + 1.0).mul_scalar(-1e9).reshape([batch, 1, 1, seq]);
-        let mut x = self.embeddings.forward(input_ids);
+    /// Token states `[tokens, hidden]` of packed sentences: `input_ids` and `positions` `[tokens]`,
+    /// laid out group by group as `groups` says.
+    pub fn forward(&self, input_ids: Tensor<B, 1, Int>, positions: Tensor<B, 1, Int>, groups: &[LengthGroup]) -> Tensor<B, 2> {
+        let mut x = self.embeddings.forward(input_ids, positions);
         for layer in &self.layers {
-            x = layer.forward(x, mask_bias.clone());
+            x = layer.forward(x, groups);
         }
         x
     }
 }
 
-/// Token ids of a padded batch, ready for the model.
+/// Linears with the same input, side by side: one matmul computes all their outputs.
+fn join_linears<B: Backend, const N: usize>(parts: [Linear<B>; N]) -> Linear<B> {
+    let weights = parts.iter().map(|l| l.weight.val()).collect();
+    let biases: Option<Vec<_>> = parts.iter().map(|l| l.bias.as_ref().map(|b| b.val())).collect();
+    Linear { weight: Param::from_tensor(Tensor::cat(weights, 1)), bias: biases.map(|b| Param::from_tensor(Tensor::cat(b, 0))) }
+}
+
+/// Token ids of a batch, packed without padding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenBatch {
-    /// Row-major `[batch, seq]` token ids, padded with the pad id.
+    /// Every sentence's token ids, in input order, one sentence after the other.
     pub ids: Vec<i64>,
-    /// Row-major `[batch, seq]`: 1 for a real token, 0 for padding.
-    pub mask: Vec<f32>,
-    pub batch: usize,
-    pub seq: usize,
+    /// Each sentence's token count, in input order.
+    pub lengths: Vec<usize>,
+}
+
+impl TokenBatch {
+    /// The model's input: sentences reordered so that equal lengths sit together (packed ids,
+    /// positions, the groups, and for each input sentence its row in the grouped order).
+    fn grouped(&self) -> (Vec<i64>, Vec<i64>, Vec<LengthGroup>, Vec<i64>) {
+        let mut starts = Vec::with_capacity(self.lengths.len());
+        let mut start = 0;
+        for &len in &self.lengths {
+            starts.push(start);
+            start += len;
+        }
+        let mut order: Vec<usize> = (0..self.lengths.len()).collect();
+        order.sort_by_key(|&i| self.lengths[i]);
+        let (mut ids, mut positions, mut groups) = (Vec::with_capacity(start), Vec::with_capacity(start), Vec::<LengthGroup>::new());
+        let mut row_of = vec![0i64; order.len()];
+        for (row, &i) in order.iter().enumerate() {
+            let len = self.lengths[i];
+            row_of[i] = row as i64;
+            match groups.last_mut() {
+                Some(group) if group.length == len => group.sentences += 1,
+                _ => groups.push(LengthGroup { offset: ids.len(), sentences: 1, length: len }),
+            }
+            ids.extend_from_slice(&self.ids[starts[i]..starts[i] + len]);
+            positions.extend(0..len as i64);
+        }
+        (ids, positions, groups, row_of)
+    }
 }
 
 /// The sentence encoder: tokenizer, BERT, mean pooling and L2 normalisation.
@@ -235,7 +296,6 @@ pub struct TokenBatch {
 pub struct MiniLm<B: Backend> {
     model: BertModel<B>,
     tokenizer: Tokenizer,
-    pad_id: u32,
     dim: usize,
     device: B::Device,
 }
@@ -286,11 +346,10 @@ impl<B: Backend> MiniLm<B> {
             }))
             .map_err(|e| ModelError::Invalid { file: TOKENIZER_FILE.into(), reason: e.to_string() })?;
         tokenizer.with_padding(None);
-        let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(0);
 
         let weights = TensorFile::parse(WEIGHTS_FILE, files.weights)?;
         let model = BertModel::from_weights(&config, &weights, device)?;
-        Ok(Self { model, tokenizer, pad_id, dim: config.hidden_size, device: device.clone() })
+        Ok(Self { model, tokenizer, dim: config.hidden_size, device: device.clone() })
     }
 
     /// Reads a sentence-transformers folder from disk.
@@ -331,32 +390,36 @@ impl<B: Backend> MiniLm<B> {
         self.dim
     }
 
-    /// Tokenises `texts` and pads them to the longest, as sentence-transformers does.
+    /// Tokenises `texts` as sentence-transformers does (but packed: no padding).
     pub fn tokenize(&self, texts: &[&str]) -> Result<TokenBatch> {
         // sentence-transformers strips surrounding whitespace before tokenising.
         let inputs: Vec<&str> = texts.iter().map(|t| t.trim()).collect();
         let encodings =
             self.tokenizer.encode_batch(inputs, true).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
-        let seq = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
-        let mut ids = Vec::with_capacity(texts.len() * seq);
-        let mut mask = Vec::with_capacity(texts.len() * seq);
-        for enc in &encodings {
-            let n = enc.get_ids().len();
-            ids.extend(enc.get_ids().iter().map(|&id| id as i64));
-            ids.extend(std::iter::repeat_n(self.pad_id as i64, seq - n));
-            mask.extend(std::iter::repeat_n(1.0, n));
-            mask.extend(std::iter::repeat_n(0.0, seq - n));
-        }
-        Ok(TokenBatch { ids, mask, batch: texts.len(), seq })
+        let ids = encodings.iter().flat_map(|e| e.get_ids().iter().map(|&id| id as i64)).collect();
+        let lengths = encodings.iter().map(|e| e.get_ids().len()).collect();
+        Ok(TokenBatch { ids, lengths })
     }
 
     /// Sentence embeddings `[batch, dim]`, unit length, for a tokenised batch.
+    ///
+    /// Sentences of equal length run as one attention batch and every linear layer sees only
+    /// real tokens: a sentence's embedding does not depend on what else is in its batch, and no
+    /// work is spent on padding.
     pub fn forward(&self, tokens: &TokenBatch) -> Tensor<B, 2> {
-        let shape = [tokens.batch, tokens.seq];
-        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(tokens.ids.clone(), shape), &self.device);
-        let mask = Tensor::<B, 2>::from_data(TensorData::new(tokens.mask.clone(), shape), &self.device);
-        let states = self.model.forward(ids, mask.clone());
-        let pooled = mean_pool(states, mask);
+        let (ids, positions, groups, row_of) = tokens.grouped();
+        let packed = |values: Vec<i64>| {
+            let n = values.len();
+            Tensor::<B, 1, Int>::from_data(TensorData::new(values, [n]), &self.device)
+        };
+        let states = self.model.forward(packed(ids), packed(positions), &groups);
+        let pooled: Vec<Tensor<B, 2>> = groups
+            .iter()
+            // sentence-transformers' attention-masked mean: here every row of a group is a token.
+            .map(|g| g.rows(&states).reshape([g.sentences, g.length, self.dim]).mean_dim(1).reshape([g.sentences, self.dim]))
+            .collect();
+        let pooled = stack_rows(pooled);
+        let pooled = if row_of.iter().enumerate().all(|(i, &r)| r == i as i64) { pooled } else { pooled.select(0, packed(row_of)) };
         l2_normalize(pooled)
     }
 
@@ -392,14 +455,12 @@ fn rows(data: TensorData, dim: usize) -> Result<Vec<Vec<f32>>> {
     Ok(flat.chunks(dim).map(<[f32]>::to_vec).collect())
 }
 
-/// Mean of the token states where `mask` is 1: `[batch, seq, d]` → `[batch, d]`.
-pub fn mean_pool<B: Backend>(states: Tensor<B, 3>, mask: Tensor<B, 2>) -> Tensor<B, 2> {
-    let [batch, seq, d] = states.dims();
-    let mask = mask.reshape([batch, seq, 1]);
-    let summed = (states * mask.clone()).sum_dim(1).reshape([batch, d]);
-    // sentence-transformers clamps the token count at 1e-9.
-    let counts = mask.sum_dim(1).reshape([batch, 1]).clamp_min(1e-9);
-    summed / counts
+/// `parts` stacked along rows; a single part is returned as it is, without a copy.
+fn stack_rows<B: Backend>(mut parts: Vec<Tensor<B, 2>>) -> Tensor<B, 2> {
+    match parts.len() {
+        1 => parts.remove(0),
+        _ => Tensor::cat(parts, 0),
+    }
 }
 
 /// Scales each row to unit L2 norm (rows of zeros stay zero, as in `F.normalize`).
