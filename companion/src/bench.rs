@@ -1,4 +1,5 @@
-//! Benchmarks: MiniLM throughput (`relsim bench text`), Qwen loading and speed, search, scenes.
+//! Benchmarks: MiniLM throughput (`relsim bench text`), indexing and image encoders (`relsim
+//! bench images`), Qwen loading and speed, search, scenes.
 
 use std::path::Path;
 use std::time::Instant;
@@ -96,6 +97,76 @@ pub fn bench_text(minilm_dir: &Path, sentences: &[String], backend: BackendKind,
         batch32_sentences_per_s: batch32,
         peak_rss_bytes: peak_rss_bytes()?,
     })
+}
+
+/// What `relsim bench images` measured.
+#[derive(Debug, serde::Serialize)]
+pub struct ImageBench {
+    /// The relational model's id (as the index names it) and backend.
+    pub encoder: String,
+    pub images: usize,
+    /// Indexing into a fresh data folder: read, hash, decode, embed, attribute descriptors,
+    /// thumbnails, durable writes.
+    pub index_images_per_s: f64,
+    /// The bare encoder on decoded images, one at a time and 32 at a time.
+    pub batch1_images_per_s: f64,
+    pub batch32_images_per_s: f64,
+    pub peak_rss_bytes: u64,
+}
+
+/// Images/s of indexing `folder` with `model` and of the bare encoder at batch 1 and 32: one
+/// untimed pass each, then the median of `passes`.
+pub fn bench_images(folder: &Path, model: &str, options: &crate::encoders::EncoderOptions, passes: usize) -> anyhow::Result<ImageBench> {
+    use crate::library::{Indexer, IMAGE_EXTENSIONS};
+    let scratch = std::env::temp_dir().join(format!("relsim-bench-images-{}", std::process::id()));
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let median = |mut rates: Vec<f64>| {
+        rates.sort_by(f64::total_cmp);
+        rates[rates.len() / 2]
+    };
+    let index_pass = || -> anyhow::Result<(f64, usize)> {
+        let _ = std::fs::remove_dir_all(&scratch);
+        let (roots, encoder, mut store) = crate::library::open(&[folder.to_path_buf()], &scratch, model, options)?;
+        let thumbnails = scratch.join("thumbnails");
+        let started = Instant::now();
+        let p = Indexer { roots: &roots, encoder: encoder.as_ref(), thumbnails: &thumbnails, cancel: &cancel }.run(&mut store, &mut |_, _| {})?;
+        Ok((p.embedded as f64 / started.elapsed().as_secs_f64(), p.embedded))
+    };
+    let result = (|| -> anyhow::Result<ImageBench> {
+        let (_, images) = index_pass()?;
+        anyhow::ensure!(images > 0, "{}: no images to index", folder.display());
+        let index_rate = median((0..passes.max(1)).map(|_| index_pass().map(|(rate, _)| rate)).collect::<anyhow::Result<_>>()?);
+
+        let decoded: Vec<image::RgbImage> = walkdir::WalkDir::new(folder)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_file() && e.path().extension().and_then(|x| x.to_str()).is_some_and(|x| IMAGE_EXTENSIONS.contains(&x.to_ascii_lowercase().as_str())))
+            .filter_map(|e| std::fs::read(e.path()).ok().and_then(|bytes| relsim_shared::image::preprocess::decode_rgb(&bytes, &e.path().display().to_string()).ok()))
+            .collect();
+        let encoder = crate::encoders::by_name(model, options)?;
+        let rate = |batch: usize| -> anyhow::Result<f64> {
+            let pass = || -> anyhow::Result<f64> {
+                let started = Instant::now();
+                for chunk in decoded.chunks(batch) {
+                    encoder.embed_batch(chunk)?;
+                }
+                Ok(decoded.len() as f64 / started.elapsed().as_secs_f64())
+            };
+            pass()?;
+            Ok(median((0..passes.max(1)).map(|_| pass()).collect::<anyhow::Result<_>>()?))
+        };
+        Ok(ImageBench {
+            encoder: format!("{} ({})", crate::encoders::model_id(model, options)?, options.backend.name()),
+            images,
+            index_images_per_s: index_rate,
+            batch1_images_per_s: rate(1)?,
+            batch32_images_per_s: rate(32)?,
+            peak_rss_bytes: peak_rss_bytes()?,
+        })
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
 }
 
 fn synthetic_config(layers: usize, blocks: usize) -> serde_json::Value {

@@ -1,5 +1,6 @@
-//! MiniLM against sentence-transformers: token ids, embeddings at batch 1 and 16, batch
-//! independence, and the errors a broken model folder gives.
+//! MiniLM against sentence-transformers: token ids, embeddings at batch 1 and 16 on both CPU
+//! backends (ndarray, and burn-flex with its vectorised GELU), batch independence, and the
+//! errors a broken model folder gives.
 //!
 //! Needs the real weights in `models/all-MiniLM-L6-v2` (`cargo xtask setup`) or `RELSIM_MINILM_DIR`.
 
@@ -66,12 +67,17 @@ fn token_ids_match_sentence_transformers() {
     }
 }
 
-fn check_batches(batch_size: usize) {
+fn flex_model() -> &'static MiniLm<burn::backend::Flex> {
+    static M: OnceLock<MiniLm<burn::backend::Flex>> = OnceLock::new();
+    M.get_or_init(|| MiniLm::from_dir(&model_dir(), &Default::default()).unwrap())
+}
+
+fn check_batches(batch_size: usize, embed: &dyn Fn(&[&str]) -> Vec<Vec<f32>>) {
     let cases = &reference().cases;
     let mut worst = 0.0f32;
     for chunk in cases.chunks(batch_size) {
         let texts: Vec<&str> = chunk.iter().map(|c| c.text.as_str()).collect();
-        let got = model().embed_vecs(&texts).unwrap();
+        let got = embed(&texts);
         assert_eq!(got.len(), chunk.len());
         for (case, vector) in chunk.iter().zip(&got) {
             assert_eq!(vector.len(), 384);
@@ -85,12 +91,18 @@ fn check_batches(batch_size: usize) {
 
 #[test]
 fn embeddings_match_sentence_transformers_at_batch_1() {
-    check_batches(1);
+    check_batches(1, &|texts| model().embed_vecs(texts).unwrap());
 }
 
 #[test]
 fn embeddings_match_sentence_transformers_at_batch_16() {
-    check_batches(16);
+    check_batches(16, &|texts| model().embed_vecs(texts).unwrap());
+}
+
+#[test]
+fn flex_embeddings_match_sentence_transformers_at_batch_1_and_16() {
+    check_batches(1, &|texts| flex_model().embed_vecs(texts).unwrap());
+    check_batches(16, &|texts| flex_model().embed_vecs(texts).unwrap());
 }
 
 #[test]

@@ -25,6 +25,10 @@ usage: cargo xtask <task>
                          parity inputs): relsim beside sentence-transformers and transformers.js
                          (headless Chromium, wasm) when a Python with sentence-transformers is
                          found (RELSIM_PYTHON), with ratios; then the page's per-query latency
+  bench images [--baseline REV]
+                         indexing the demo library with this tree's relsim beside REV's
+                         (default HEAD~1; built in a git worktree), with the ratio; then this
+                         tree's indexing and image-encoder images/s at batch 1 and 32
   bench scenes           scene generation images/s (all cores beside one core), then the
                          relational benchmark (relsim-lite and the attribute baselines) on a
                          14,000-scene set
@@ -43,6 +47,7 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("text") => browser::bench_text(),
         Some("bench") if args.get(1).map(String::as_str) == Some("web") => browser::bench_web(),
         Some("bench") if args.get(1).map(String::as_str) == Some("scenes") => bench_scenes(),
+        Some("bench") if args.get(1).map(String::as_str) == Some("images") => bench_images(&flag("--baseline").unwrap_or_else(|| "HEAD~1".into())),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -115,6 +120,56 @@ fn bench_scenes() -> Result<()> {
     util::run(util::command(&relsim).args(["scenes", "generate", "--count", "14000", "--seed", "0", "--out"]).arg(&data))?;
     let encoders = ["lite", "pixels", "colour-histogram", "hog"].iter().flat_map(|e| ["--encoder", e]);
     util::run(util::command(&relsim).args(["bench", "relational", "--split", "test"]).args(encoders).arg("--data").arg(&data))
+}
+
+/// `relsim index` of the demo library into a fresh data folder: seconds, wall clock.
+fn time_index(relsim: &std::path::Path, library: &std::path::Path, data: &std::path::Path) -> Result<f64> {
+    let _ = std::fs::remove_dir_all(data);
+    let started = std::time::Instant::now();
+    let out = util::command(relsim).args(["index", "--library"]).arg(library).arg("--data-dir").arg(data).stderr(std::process::Stdio::null()).output()?;
+    let seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(out.status.success(), "{} index failed ({})", relsim.display(), out.status);
+    let _ = std::fs::remove_dir_all(data);
+    Ok(seconds)
+}
+
+/// Indexing speed of this tree against `baseline` (a git revision), measured in one run: both
+/// binaries built the same way (release, every backend), run in turn on the demo library.
+fn bench_images(baseline: &str) -> Result<()> {
+    let scratch = util::target_dir().join("bench-images");
+    let source = scratch.join("baseline-src");
+    util::step(&format!("building {baseline}'s relsim in {}", source.display()));
+    let _ = util::run(util::command("git").args(["worktree", "remove", "--force"]).arg(&source));
+    let _ = std::fs::remove_dir_all(&source);
+    util::run(util::command("git").args(["worktree", "add", "--detach"]).arg(&source).arg(baseline))?;
+    // The same target folder: only the workspace's own crates are rebuilt for the worktree.
+    util::run(
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .current_dir(&source)
+            .env("CARGO_TARGET_DIR", util::target_dir())
+            .args(["build", "--release", "-p", "relsim-companion", "--features", "wgpu,cuda"]),
+    )?;
+    let old = scratch.join("relsim-baseline");
+    std::fs::copy(util::target_dir().join("release/relsim"), &old)?;
+    let _ = util::run(util::command("git").args(["worktree", "remove", "--force"]).arg(&source));
+    // Building this tree again puts its own binary back in target/release.
+    let relsim = util::build_release_relsim()?;
+    let library = demo_library(&relsim)?.join("images");
+    let data = scratch.join("data");
+    util::step("indexing the demo library from scratch, each binary in turn, 3 rounds (wall clock, process start included)");
+    let (mut before, mut after) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        before.push(time_index(&old, &library, &data)?);
+        after.push(time_index(&relsim, &library, &data)?);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (before, after) = (median(before), median(after));
+    println!("index 420 scenes: {baseline}: {before:.2} s, this tree: {after:.2} s: {:.2}x faster", before / after);
+    util::step("this tree: indexing and the image encoder");
+    util::run(util::command(&relsim).args(["bench", "images", "--folder"]).arg(&library))
 }
 
 fn test() -> Result<()> {

@@ -308,6 +308,25 @@ pub enum BenchCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Indexing a folder (read, decode, embed, attribute descriptors, thumbnails) and the bare
+    /// image encoder at batch 1 and 32, in images/s (one untimed pass, then the median of
+    /// --passes); peak memory.
+    Images {
+        /// The image folder (e.g. the demo library, `relsim scenes generate`).
+        #[arg(long)]
+        folder: PathBuf,
+        /// The relational model: `lite`, `qwen` or an attribute baseline.
+        #[arg(long, default_value = "lite")]
+        model: String,
+        #[command(flatten)]
+        encoder: EncoderArgs,
+        /// Timed passes per measurement (the median is reported).
+        #[arg(long, default_value_t = 3)]
+        passes: usize,
+        /// Print one JSON line instead of a sentence.
+        #[arg(long)]
+        json: bool,
+    },
     /// MiniLM sentences/s at batch 1 and 32 (one untimed pass, then the median of --passes)
     /// on your sentences or a built-in corpus; peak memory.
     Text {
@@ -368,6 +387,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 result
             }
         },
+        Command::Bench { which: BenchCommand::Images { folder, model, encoder, passes, json } } => {
+            let result = crate::bench::bench_images(&folder, &model, &encoder.into(), passes)?;
+            if json {
+                println!("{}", serde_json::to_string(&result)?);
+            } else {
+                println!(
+                    "{}: {} images: indexing {:.1} images/s; encoder batch 1 {:.1} images/s, batch 32 {:.1} images/s; peak RSS {:.0} MB",
+                    result.encoder,
+                    result.images,
+                    result.index_images_per_s,
+                    result.batch1_images_per_s,
+                    result.batch32_images_per_s,
+                    result.peak_rss_bytes as f64 / 1e6
+                );
+            }
+            Ok(())
+        }
         Command::Bench { which: BenchCommand::Text { minilm_dir, sentences, corpus, print_sentences, backend, passes, json } } => {
             let sentences = match &sentences {
                 Some(file) => crate::bench::sentences_file(file)?,

@@ -6,11 +6,11 @@
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use crate::activation::gelu;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use image::imageops::{self, FilterType};
 use image::RgbImage;
 
+use crate::activation::gelu;
 use crate::attention::scaled_dot_product;
 use crate::error::{ModelError, Result};
 use crate::text::minilm::l2_normalize;
@@ -116,8 +116,9 @@ impl<B: Backend> LiteBlock<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, tokens, hidden] = x.dims();
         let head_dim = hidden / self.heads;
-        let qkv = self.qkv.forward(self.norm1.forward(x.clone())).reshape([batch, tokens, 3, self.heads, head_dim]);
-        let part = |i: usize| qkv.clone().narrow(2, i, 1).reshape([batch, tokens, self.heads, head_dim]).swap_dims(1, 2);
+        // [batch, tokens, 3·hidden] → [batch, 3·heads, tokens, head_dim]: q, k and v are head slices.
+        let qkv = self.qkv.forward(self.norm1.forward(x.clone())).reshape([batch, tokens, 3 * self.heads, head_dim]).swap_dims(1, 2);
+        let part = |i: usize| qkv.clone().narrow(1, i * self.heads, self.heads);
         let context = scaled_dot_product(part(0), part(1), part(2), None).swap_dims(1, 2).reshape([batch, tokens, hidden]);
         let x = x + self.proj.forward(context);
         let h = self.fc2.forward(gelu(self.fc1.forward(self.norm2.forward(x.clone()))));
@@ -144,15 +145,26 @@ pub struct RelsimLite<B: Backend> {
 impl<B: Backend> RelsimLite<B> {
     /// `[batch, 3, size, size]` pixels (see [`pixels`]) → `[batch, out_dim]` unit vectors.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        self.encode(self.patch_embed.forward(self.patchify(images)))
+    }
+
+    /// `[batch, 3, size, size]` → `[batch, patches, 3·p·p]`: each patch's values channel by
+    /// channel, patches in reading order.
+    fn patchify(&self, images: Tensor<B, 4>) -> Tensor<B, 3> {
         let [batch, channels, size, _] = images.dims();
         let p = self.patch_size;
         let side = size / p;
-        let patches = images
+        images
             .reshape([batch, channels, side, p, side, p])
             .permute([0, 2, 4, 1, 3, 5])
-            .reshape([batch, side * side, channels * p * p]);
-        let x = self.patch_embed.forward(patches) + self.pos_embed.val();
-        let hidden = x.dims()[2];
+            .reshape([batch, side * side, channels * p * p])
+    }
+
+    /// The transformer over embedded patches `[batch, patches, hidden]` (position embeddings not
+    /// yet added) → `[batch, out_dim]` unit vectors.
+    fn encode(&self, patches: Tensor<B, 3>) -> Tensor<B, 2> {
+        let x = patches + self.pos_embed.val();
+        let [batch, _, hidden] = x.dims();
         let query = self.query_token.val().expand([batch, 1, hidden]);
         let mut x = Tensor::cat(vec![x, query], 1);
         for block in &self.blocks {
@@ -168,15 +180,29 @@ impl<B: Backend> RelsimLite<B> {
     /// taught the model to be.
     pub fn forward_colour_views(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         let [batch, _, _, _] = images.dims();
-        let device = images.device();
-        let views: Vec<Tensor<B, 4>> = COLOUR_ORDERS
+        let patches = self.patchify(images);
+        // A view's channel order permutes each patch's values by channel blocks; the patch
+        // embedding of the view is the original patches times the embedding weight with its input
+        // rows permuted the other way. Six small weights instead of six copies of the pixels.
+        let weight = self.patch_embed.weight.val();
+        let block = weight.dims()[0] / 3;
+        let views: Vec<Tensor<B, 3>> = COLOUR_ORDERS
             .iter()
             .map(|order| {
-                let index = Tensor::<B, 1, burn::tensor::Int>::from_data(TensorData::new(order.iter().map(|&c| c as i64).collect::<Vec<_>>(), [3]), &device);
-                images.clone().select(1, index)
+                // The view's channel c is the image's channel order[c]: its rows multiply that one.
+                let mut rows_of = [0; 3];
+                for (c, &source) in order.iter().enumerate() {
+                    rows_of[source] = c;
+                }
+                let permuted = Tensor::cat(rows_of.iter().map(|&c| weight.clone().narrow(0, c * block, block)).collect(), 0);
+                let embedded = patches.clone().matmul(permuted.unsqueeze::<3>());
+                match &self.patch_embed.bias {
+                    Some(bias) => embedded + bias.val().unsqueeze::<3>(),
+                    None => embedded,
+                }
             })
             .collect();
-        let all = self.forward(Tensor::cat(views, 0));
+        let all = self.encode(Tensor::cat(views, 0));
         let dim = all.dims()[1];
         l2_normalize(all.reshape([COLOUR_ORDERS.len(), batch, dim]).mean_dim(0).reshape([batch, dim]))
     }
@@ -316,5 +342,26 @@ mod tests {
         let wrong = LiteConfig { hidden: 32, heads: 2, ..config };
         let err = RelsimLite::<B>::from_weights(&wrong, &file, &device).unwrap_err().to_string();
         assert!(err.contains("lite.safetensors") && err.contains("norm1.weight") && err.contains("expected [32]"), "{err}");
+    }
+
+    #[test]
+    fn colour_views_are_the_mean_over_the_six_channel_orders() {
+        let device = Default::default();
+        let config = LiteConfig::new().with_image_size(16).with_patch_size(4).with_hidden(16).with_layers(2).with_heads(2);
+        let model = config.init::<B>(&device);
+        let images: Vec<Vec<f32>> = (0..3).map(|i| (0..3 * 16 * 16).map(|j| ((i * 13 + j * 5) % 23) as f32 / 11.5 - 1.0).collect()).collect();
+        let batch = pixel_batch::<B>(&images, 16, &device);
+        // The definition: each view's pixels with their channels reordered, embedded, averaged.
+        let mut sum = Tensor::<B, 2>::zeros([3, 384], &device);
+        for order in COLOUR_ORDERS {
+            let index = Tensor::<B, 1, burn::tensor::Int>::from_data(TensorData::new(order.iter().map(|&c| c as i64).collect::<Vec<_>>(), [3]), &device);
+            sum = sum + model.forward(batch.clone().select(1, index));
+        }
+        let want = l2_normalize(sum);
+        let diff = (model.forward_colour_views(batch.clone()) - want).abs().max().into_scalar();
+        assert!(diff < 1e-5, "{diff}");
+        // Not the plain forward pass: the views do change the embedding.
+        let plain = (model.forward_colour_views(batch.clone()) - model.forward(batch)).abs().max().into_scalar();
+        assert!(plain > 1e-3, "{plain}");
     }
 }

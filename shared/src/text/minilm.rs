@@ -6,13 +6,12 @@
 
 use burn::module::{Module, Param};
 use burn::nn::{Embedding, LayerNorm, Linear};
-use crate::activation::gelu;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
 use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use crate::activation::gelu;
+use crate::attention::scaled_dot_product;
 use crate::error::{ModelError, Result};
 use crate::weights::{TensorFile, Weights};
 
@@ -155,7 +154,7 @@ impl<B: Backend> BertAttention<B> {
                 // [n·len, 3·hidden] → [n, 3·heads, len, head_dim]: q, k and v are head slices.
                 let parts = group.rows(&qkv).reshape([n, len, 3 * heads, head_dim]).swap_dims(1, 2);
                 let part = |i: usize| parts.clone().narrow(1, i * heads, heads);
-                let context = attention(part(0), part(1), part(2), None, None, AttentionModuleOptions::default());
+                let context = scaled_dot_product(part(0), part(1), part(2), None);
                 context.swap_dims(1, 2).reshape([n * len, hidden])
             })
             .collect();
