@@ -149,9 +149,9 @@ fn bench_images(baseline: &str) -> Result<()> {
             .env("CARGO_TARGET_DIR", util::target_dir())
             .args(["build", "--release", "-p", "relsim-companion", "--features", "wgpu,cuda"]),
     )?;
+    // The worktree stays until the timing is done: that binary finds its default model there.
     let old = scratch.join("relsim-baseline");
     std::fs::copy(util::target_dir().join("release/relsim"), &old)?;
-    let _ = util::run(util::command("git").args(["worktree", "remove", "--force"]).arg(&source));
     // Building this tree again puts its own binary back in target/release.
     let relsim = util::build_release_relsim()?;
     let library = demo_library(&relsim)?.join("images");
@@ -167,6 +167,7 @@ fn bench_images(baseline: &str) -> Result<()> {
         v[v.len() / 2]
     };
     let (before, after) = (median(before), median(after));
+    let _ = util::run(util::command("git").args(["worktree", "remove", "--force"]).arg(&source));
     println!("index 420 scenes: {baseline}: {before:.2} s, this tree: {after:.2} s: {:.2}x faster", before / after);
     util::step("this tree: indexing and the image encoder");
     util::run(util::command(&relsim).args(["bench", "images", "--folder"]).arg(&library))
