@@ -78,6 +78,7 @@ mod flex {
     use burn_flex::FlexTensor;
 
     /// Elements below which one thread does the whole tensor (a hand-off costs more).
+    #[cfg(not(target_arch = "wasm32"))]
     const PARALLEL_CHUNK: usize = 64 * 1024;
 
     /// GELU in place when `x` is a uniquely owned, contiguous f32 flex tensor; `x` back otherwise.
@@ -100,12 +101,13 @@ mod flex {
     }
 
     fn apply(values: &mut [f32]) {
-        use rayon::prelude::*;
-        if values.len() < 2 * PARALLEL_CHUNK {
-            super::gelu_slice(values)
-        } else {
-            values.par_chunks_mut(PARALLEL_CHUNK).for_each(super::gelu_slice)
+        // The browser build has one thread (and rayon no pool there).
+        #[cfg(not(target_arch = "wasm32"))]
+        if values.len() >= 2 * PARALLEL_CHUNK {
+            use rayon::prelude::*;
+            return values.par_chunks_mut(PARALLEL_CHUNK).for_each(super::gelu_slice);
         }
+        super::gelu_slice(values)
     }
 }
 

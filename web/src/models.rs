@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use burn::backend::ndarray::{NdArray, NdArrayDevice};
+use burn::backend::flex::{Flex, FlexDevice};
 use burn::backend::wgpu::{graphics::WebGpu, init_setup_async, RuntimeOptions, WgpuDevice};
 use burn::backend::Wgpu;
 use js_sys::Uint8Array;
@@ -163,7 +163,7 @@ pub async fn fetch_or_cached(url: &str) -> Result<(Vec<u8>, Source), String> {
 #[derive(Default)]
 struct Encoders {
     bytes: Option<Rc<ModelBytes>>,
-    cpu: Option<Rc<MiniLm<NdArray<f32>>>>,
+    cpu: Option<Rc<MiniLm<Flex>>>,
     gpu: Option<Rc<MiniLm<Wgpu<f32>>>>,
     gpu_initialised: bool,
 }
@@ -202,12 +202,12 @@ async fn gpu_encoder() -> Result<Rc<MiniLm<Wgpu<f32>>>, String> {
     Ok(model)
 }
 
-fn cpu_encoder() -> Result<Rc<MiniLm<NdArray<f32>>>, String> {
+fn cpu_encoder() -> Result<Rc<MiniLm<Flex>>, String> {
     if let Some(model) = ENCODERS.with_borrow(|e| e.cpu.clone()) {
         return Ok(model);
     }
     let bytes = model_bytes()?;
-    let model = Rc::new(MiniLm::from_files(bytes.as_files()?, &NdArrayDevice::Cpu).map_err(|e| e.to_string())?);
+    let model = Rc::new(MiniLm::from_files(bytes.as_files()?, &FlexDevice).map_err(|e| e.to_string())?);
     ENCODERS.with_borrow_mut(|e| e.cpu = Some(model.clone()));
     Ok(model)
 }

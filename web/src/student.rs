@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use burn::backend::ndarray::{NdArray, NdArrayDevice};
+use burn::backend::flex::{Flex, FlexDevice};
 use burn::backend::Wgpu;
 use burn::tensor::backend::Backend;
 use relsim_shared::image::lite::{pixel_batch, pixels, LiteConfig, RelsimLite};
@@ -87,7 +87,7 @@ struct Local {
     bytes: Option<Rc<ModelBytes>>,
     config: Option<LiteConfig>,
     index: Option<Rc<LocalIndex>>,
-    cpu: Option<Rc<RelsimLite<NdArray<f32>>>>,
+    cpu: Option<Rc<RelsimLite<Flex>>>,
     gpu: Option<Rc<RelsimLite<Wgpu<f32>>>>,
 }
 
@@ -132,12 +132,12 @@ async fn embed(engine: Engine, image: &relsim_shared::image::RgbImage) -> Result
             let model = match LOCAL.with_borrow(|l| l.cpu.clone()) {
                 Some(m) => m,
                 None => {
-                    let m = Rc::new(build::<NdArray<f32>>(&NdArrayDevice::Cpu)?);
+                    let m = Rc::new(build::<Flex>(&FlexDevice)?);
                     LOCAL.with_borrow_mut(|l| l.cpu = Some(m.clone()));
                     m
                 }
             };
-            model.forward(pixel_batch::<NdArray<f32>>(&[input], size, &NdArrayDevice::Cpu)).into_data_async().await
+            model.forward(pixel_batch::<Flex>(&[input], size, &FlexDevice)).into_data_async().await
         }
         Engine::WebGpu => {
             let device = models::gpu_device().await;
