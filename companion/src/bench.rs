@@ -54,21 +54,24 @@ pub fn sentences_file(path: &Path) -> anyhow::Result<Vec<String>> {
     Ok(sentences)
 }
 
-/// Sentences per second of `embed` over all of `sentences` in batches of `batch`: one untimed
-/// pass, then the median of `passes` timed ones.
+/// The rate `pass` reports: one untimed pass, then the median of `passes` timed ones.
+fn median_rate(passes: usize, mut pass: impl FnMut() -> anyhow::Result<f64>) -> anyhow::Result<f64> {
+    pass()?;
+    let mut rates = (0..passes.max(1)).map(|_| pass()).collect::<anyhow::Result<Vec<f64>>>()?;
+    Ok(percentile(&mut rates, 0.5))
+}
+
+/// Sentences per second of `embed` over all of `sentences` in batches of `batch` (see
+/// [`median_rate`]).
 fn sentences_per_s(embed: &mut dyn FnMut(&[&str]) -> anyhow::Result<()>, sentences: &[String], batch: usize, passes: usize) -> anyhow::Result<f64> {
     let texts: Vec<&str> = sentences.iter().map(String::as_str).collect();
-    let mut pass = || -> anyhow::Result<f64> {
+    median_rate(passes, || {
         let start = Instant::now();
         for chunk in texts.chunks(batch) {
             embed(chunk)?;
         }
         Ok(texts.len() as f64 / start.elapsed().as_secs_f64())
-    };
-    pass()?;
-    let mut rates = (0..passes.max(1)).map(|_| pass()).collect::<anyhow::Result<Vec<f64>>>()?;
-    rates.sort_by(f64::total_cmp);
-    Ok(rates[rates.len() / 2])
+    })
 }
 
 /// What `relsim bench text` measured.
@@ -117,44 +120,38 @@ pub struct ImageBench {
 /// Images/s of indexing `folder` with `model` and of the bare encoder at batch 1 and 32: one
 /// untimed pass each, then the median of `passes`.
 pub fn bench_images(folder: &Path, model: &str, options: &crate::encoders::EncoderOptions, passes: usize) -> anyhow::Result<ImageBench> {
-    use crate::library::{Indexer, IMAGE_EXTENSIONS};
+    use crate::library::{is_image_file, Indexer};
     let scratch = std::env::temp_dir().join(format!("relsim-bench-images-{}", std::process::id()));
     let cancel = std::sync::atomic::AtomicBool::new(false);
-    let median = |mut rates: Vec<f64>| {
-        rates.sort_by(f64::total_cmp);
-        rates[rates.len() / 2]
-    };
-    let index_pass = || -> anyhow::Result<(f64, usize)> {
-        let _ = std::fs::remove_dir_all(&scratch);
-        let (roots, encoder, mut store) = crate::library::open(&[folder.to_path_buf()], &scratch, model, options)?;
-        let thumbnails = scratch.join("thumbnails");
-        let started = Instant::now();
-        let p = Indexer { roots: &roots, encoder: encoder.as_ref(), thumbnails: &thumbnails, cancel: &cancel }.run(&mut store, &mut |_, _| {})?;
-        Ok((p.embedded as f64 / started.elapsed().as_secs_f64(), p.embedded))
-    };
     let result = (|| -> anyhow::Result<ImageBench> {
-        let (_, images) = index_pass()?;
+        let mut images = 0;
+        let index_rate = median_rate(passes, || {
+            let _ = std::fs::remove_dir_all(&scratch);
+            let (roots, encoder, mut store) = crate::library::open(&[folder.to_path_buf()], &scratch, model, options)?;
+            let thumbnails = scratch.join("thumbnails");
+            let started = Instant::now();
+            let p = Indexer { roots: &roots, encoder: encoder.as_ref(), thumbnails: &thumbnails, cancel: &cancel }.run(&mut store, &mut |_, _| {})?;
+            images = p.embedded;
+            Ok(p.embedded as f64 / started.elapsed().as_secs_f64())
+        })?;
         anyhow::ensure!(images > 0, "{}: no images to index", folder.display());
-        let index_rate = median((0..passes.max(1)).map(|_| index_pass().map(|(rate, _)| rate)).collect::<anyhow::Result<_>>()?);
 
         let decoded: Vec<image::RgbImage> = walkdir::WalkDir::new(folder)
             .sort_by_file_name()
             .into_iter()
             .filter_map(Result::ok)
-            .filter(|e| e.file_type().is_file() && e.path().extension().and_then(|x| x.to_str()).is_some_and(|x| IMAGE_EXTENSIONS.contains(&x.to_ascii_lowercase().as_str())))
+            .filter(|e| e.file_type().is_file() && is_image_file(e.path()))
             .filter_map(|e| std::fs::read(e.path()).ok().and_then(|bytes| relsim_shared::image::preprocess::decode_rgb(&bytes, &e.path().display().to_string()).ok()))
             .collect();
         let encoder = crate::encoders::by_name(model, options)?;
-        let rate = |batch: usize| -> anyhow::Result<f64> {
-            let pass = || -> anyhow::Result<f64> {
+        let rate = |batch: usize| {
+            median_rate(passes, || {
                 let started = Instant::now();
                 for chunk in decoded.chunks(batch) {
                     encoder.embed_batch(chunk)?;
                 }
                 Ok(decoded.len() as f64 / started.elapsed().as_secs_f64())
-            };
-            pass()?;
-            Ok(median((0..passes.max(1)).map(|_| pass()).collect::<anyhow::Result<_>>()?))
+            })
         };
         Ok(ImageBench {
             encoder: format!("{} ({})", crate::encoders::model_id(model, options)?, options.backend.name()),

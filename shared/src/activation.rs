@@ -33,8 +33,10 @@ pub fn erf_approx(x: f32) -> f32 {
     const BETA: [f32; 5] = [-1.456_607_2e-5, -2.133_740_6e-4, -1.682_827e-3, -7.373_329e-3, -1.426_474e-2];
     let x = x.clamp(-4.0, 4.0);
     let x2 = x * x;
-    let p = ALPHA.iter().fold(0.0f32, |acc, &c| acc.mul_add(x2, c));
-    let q = BETA.iter().fold(0.0f32, |acc, &c| acc.mul_add(x2, c));
+    // Plain multiply and add, not `mul_add`: without an FMA instruction (wasm SIMD, baseline
+    // x86-64) `mul_add` is a call to libm's software `fmaf`, which does not vectorise.
+    let p = ALPHA.iter().fold(0.0f32, |acc, &c| acc * x2 + c);
+    let q = BETA.iter().fold(0.0f32, |acc, &c| acc * x2 + c);
     x * p / q
 }
 

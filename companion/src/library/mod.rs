@@ -40,6 +40,11 @@ pub fn attribute_vector(image: &RgbImage) -> Vec<f32> {
     attribute::colour_histogram(image).into_iter().chain(attribute::edge_orientations(image)).map(|x| x * w).collect()
 }
 
+/// Whether `path`'s name ends in one of [`IMAGE_EXTENSIONS`] (any case).
+pub fn is_image_file(path: &Path) -> bool {
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+}
+
 /// A file found under a library folder.
 #[derive(Debug, Clone)]
 struct Found {
@@ -65,8 +70,7 @@ fn walk(roots: &[PathBuf], cancel: &AtomicBool) -> anyhow::Result<Vec<Found>> {
                     continue;
                 }
             };
-            let is_image = entry.path().extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
-            if !entry.file_type().is_file() || !is_image {
+            if !entry.file_type().is_file() || !is_image_file(entry.path()) {
                 continue;
             }
             let Ok(meta) = entry.metadata() else { continue };

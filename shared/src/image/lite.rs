@@ -321,13 +321,19 @@ mod tests {
 
     type B = NdArray<f32>;
 
-    #[test]
-    fn weights_round_trip_through_safetensors() {
+    /// A small random model and a batch of three 16x16 images for it.
+    fn tiny() -> (LiteConfig, RelsimLite<B>, Tensor<B, 4>) {
         let device = Default::default();
         let config = LiteConfig::new().with_image_size(16).with_patch_size(4).with_hidden(16).with_layers(2).with_heads(2);
         let model = config.init::<B>(&device);
         let images: Vec<Vec<f32>> = (0..3).map(|i| (0..3 * 16 * 16).map(|j| ((i * 31 + j * 7) % 17) as f32 / 8.5 - 1.0).collect()).collect();
-        let batch = pixel_batch::<B>(&images, 16, &device);
+        (config, model, pixel_batch::<B>(&images, 16, &device))
+    }
+
+    #[test]
+    fn weights_round_trip_through_safetensors() {
+        let device = Default::default();
+        let (config, model, batch) = tiny();
         let before = model.forward(batch.clone()).into_data().into_vec::<f32>().unwrap();
         let bytes = model.to_safetensors().unwrap();
         let file = TensorFile::parse("lite.safetensors", &bytes).unwrap();
@@ -347,10 +353,7 @@ mod tests {
     #[test]
     fn colour_views_are_the_mean_over_the_six_channel_orders() {
         let device = Default::default();
-        let config = LiteConfig::new().with_image_size(16).with_patch_size(4).with_hidden(16).with_layers(2).with_heads(2);
-        let model = config.init::<B>(&device);
-        let images: Vec<Vec<f32>> = (0..3).map(|i| (0..3 * 16 * 16).map(|j| ((i * 13 + j * 5) % 23) as f32 / 11.5 - 1.0).collect()).collect();
-        let batch = pixel_batch::<B>(&images, 16, &device);
+        let (_, model, batch) = tiny();
         // The definition: each view's pixels with their channels reordered, embedded, averaged.
         let mut sum = Tensor::<B, 2>::zeros([3, 384], &device);
         for order in COLOUR_ORDERS {
