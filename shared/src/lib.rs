@@ -5,6 +5,7 @@ pub mod attention;
 pub mod error;
 pub mod explore;
 pub mod image;
+pub mod linear;
 pub mod protocol;
 pub mod text;
 pub mod vectors;

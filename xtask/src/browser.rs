@@ -224,5 +224,19 @@ pub fn bench_text() -> Result<()> {
         }
     }
     crate::setup::build_web()?;
-    run_page_script(relsim, &["--bench"])
+    run_page_script(relsim, &["--bench"])?;
+    let page: serde_json::Value = serde_json::from_slice(&std::fs::read(root().join("artifacts/browser/minilm-bench.json"))?)?;
+    let Some((model, modules)) = &transformers_js else { return Ok(()) };
+    // The page's queries run on one thread (wasm threads need a nightly std): transformers.js on
+    // one thread too, on the page's sentences, one query at a time.
+    step("transformers.js on the page's sentences, per-query latency (CPU: 1 thread; WebGPU: the same software adapter)");
+    let sentences = root().join("tests/browser/query-sentences.json");
+    let tjs = |extra: &[&str]| json_line(command("node").arg("tests/browser/transformersjs.mjs").arg(model).arg(modules).arg(&sentences).args(extra));
+    let cpu = tjs(&["--threads", "1", "--passes", "5"])?;
+    let gpu = tjs(&["--webgpu", "--passes", "1"])?;
+    let ms = |row: &serde_json::Value, key: &str| row[key].as_f64().unwrap_or(f64::NAN);
+    for (path, ours, peer) in [("CPU", ms(&page, "cpu_query_ms"), ms(&cpu, "median_query_ms")), ("WebGPU", ms(&page, "webgpu_query_ms"), ms(&gpu, "median_query_ms"))] {
+        println!("page query latency, {path:<6}: relsim {ours:.1} ms, transformers.js {peer:.1} ms: {:.2}x its time", ours / peer);
+    }
+    Ok(())
 }

@@ -13,6 +13,7 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 use crate::activation::gelu;
 use crate::attention::scaled_dot_product;
 use crate::error::{ModelError, Result};
+use crate::linear::linear;
 use crate::weights::{TensorFile, Weights};
 
 /// File names of a sentence-transformers model folder, relative to the folder.
@@ -146,7 +147,15 @@ impl<B: Backend> BertAttention<B> {
         let [_, hidden] = x.dims();
         let heads = self.num_heads;
         let head_dim = hidden / heads;
-        let qkv = self.query_key_value.forward(x.clone());
+        let qkv = linear(&self.query_key_value, x.clone());
+        #[cfg(all(feature = "flex", target_arch = "wasm32"))]
+        {
+            let sentences: Vec<(usize, usize)> =
+                groups.iter().flat_map(|g| (0..g.sentences).map(move |s| (g.offset + s * g.length, g.length))).collect();
+            if let Some(contexts) = crate::attention::flex::packed_self_attention(&qkv, heads, &sentences) {
+                return self.output_norm.forward(x + linear(&self.output, contexts));
+            }
+        }
         let contexts: Vec<Tensor<B, 2>> = groups
             .iter()
             .map(|group| {
@@ -158,7 +167,7 @@ impl<B: Backend> BertAttention<B> {
                 context.swap_dims(1, 2).reshape([n * len, hidden])
             })
             .collect();
-        self.output_norm.forward(x + self.output.forward(stack_rows(contexts)))
+        self.output_norm.forward(x + linear(&self.output, stack_rows(contexts)))
     }
 }
 
@@ -175,8 +184,8 @@ impl<B: Backend> BertLayer<B> {
     /// Packed `[tokens, hidden]` → `[tokens, hidden]`.
     pub fn forward(&self, x: Tensor<B, 2>, groups: &[LengthGroup]) -> Tensor<B, 2> {
         let x = self.attention.forward(x, groups);
-        let h = gelu(self.intermediate.forward(x.clone()));
-        self.output_norm.forward(x + self.output.forward(h))
+        let h = gelu(linear(&self.intermediate, x.clone()));
+        self.output_norm.forward(x + linear(&self.output, h))
     }
 }
 
