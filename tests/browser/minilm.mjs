@@ -89,8 +89,8 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   check(await page.isChecked("#engine-webgpu"), "WebGPU is the default when an adapter exists");
   const gpuTimes = await runEngine(page, "WebGPU", SENTENCES);
   const cpuTimes = await runEngine(page, "CPU", SENTENCES);
-  // The bench times the steady state: burn tunes its GPU kernels in the background during the
-  // first queries. Each sentence again with trailing spaces (the same tokens, a new query).
+  // The bench times the steady state, as transformers.js is timed after a warm-up pass: each
+  // sentence again with trailing spaces (the same tokens, a new query), the first pass left out.
   const steady = { WebGPU: [], CPU: [] };
   for (let pass = 1; bench && pass <= 5; pass++) {
     for (const engine of ["WebGPU", "CPU"]) {

@@ -225,8 +225,8 @@ pub fn bench_text() -> Result<()> {
     }
     crate::setup::build_web()?;
     run_page_script(relsim, &["--bench"])?;
-    let page: serde_json::Value = serde_json::from_slice(&std::fs::read(root().join("artifacts/browser/minilm-bench.json"))?)?;
     let Some((model, modules)) = &transformers_js else { return Ok(()) };
+    let page: serde_json::Value = serde_json::from_slice(&std::fs::read(root().join("artifacts/browser/minilm-bench.json"))?)?;
     // The page's queries run on one thread (wasm threads need a nightly std): transformers.js on
     // one thread too, on the page's sentences, one query at a time.
     step("transformers.js on the page's sentences, per-query latency (CPU: 1 thread; WebGPU: the same software adapter)");
