@@ -15,6 +15,22 @@ pub fn scaled_dot_product<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tenso
     softmax(scores, 3).matmul(v)
 }
 
+/// Self-attention of packed sentences by a kernel of `B`'s own where it has one (the browser's
+/// CPU and WebGPU paths), on `qkv` `[tokens, 3·hidden]` as [`packed_self_attention_rows`] takes
+/// it; None where `B` has none, for the caller to take burn's ops.
+#[allow(unused_variables)]
+pub fn packed_self_attention<B: Backend>(qkv: &Tensor<B, 2>, heads: usize, sentences: &[(usize, usize)]) -> Option<Tensor<B, 2>> {
+    #[cfg(all(feature = "flex", target_arch = "wasm32"))]
+    if let Some(contexts) = flex::packed_self_attention(qkv, heads, sentences) {
+        return Some(contexts);
+    }
+    #[cfg(feature = "wgsl")]
+    if let Some(contexts) = crate::wgsl::packed_self_attention(qkv, heads, sentences) {
+        return Some(contexts);
+    }
+    None
+}
+
 /// Self-attention of packed sentences, computed directly on the values: `qkv` `[tokens,
 /// 3·hidden]` row-major (queries, keys and values side by side, each `heads` slices of
 /// `hidden / heads`), `sentences` as (first token, length), each attending only to itself.

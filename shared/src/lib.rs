@@ -10,5 +10,7 @@ pub mod protocol;
 pub mod text;
 pub mod vectors;
 pub mod weights;
+#[cfg(feature = "wgsl")]
+pub mod wgsl;
 
 pub use error::{ModelError, Result};

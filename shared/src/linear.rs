@@ -15,11 +15,33 @@ use burn::tensor::{backend::Backend, Tensor};
 
 /// `layer` applied to `x` `[rows, d_in]`.
 pub fn linear<B: Backend>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    #[cfg(feature = "wgsl")]
+    if let Some(y) = crate::wgsl::linear(layer, &x, crate::wgsl::Epilogue::None, None) {
+        return y;
+    }
     #[cfg(all(feature = "flex", target_arch = "wasm32"))]
     if let Some(y) = flex::few_rows(layer, &x) {
         return y;
     }
     layer.forward(x)
+}
+
+/// `gelu(layer(x))` (BERT's exact GELU), in one pass where the backend has a kernel for it.
+pub fn linear_gelu<B: Backend>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    #[cfg(feature = "wgsl")]
+    if let Some(y) = crate::wgsl::linear(layer, &x, crate::wgsl::Epilogue::Gelu, None) {
+        return y;
+    }
+    crate::activation::gelu(linear(layer, x))
+}
+
+/// `layer(x) + residual`, in one pass where the backend has a kernel for it.
+pub fn linear_residual<B: Backend>(layer: &Linear<B>, x: Tensor<B, 2>, residual: Tensor<B, 2>) -> Tensor<B, 2> {
+    #[cfg(feature = "wgsl")]
+    if let Some(y) = crate::wgsl::linear(layer, &x, crate::wgsl::Epilogue::Residual, Some(&residual)) {
+        return y;
+    }
+    linear(layer, x) + residual
 }
 
 /// Most rows the few-row kernel takes (it was measured up to 32: 55 GFLOP/s); larger products

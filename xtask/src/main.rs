@@ -180,8 +180,8 @@ fn test() -> Result<()> {
     // The GPU backends must keep compiling even where no GPU runs them.
     util::step("the companion compiles with the wgpu and cuda backends");
     util::cargo(&["check", "-p", "relsim-companion", "--features", "wgpu,cuda"])?;
-    util::step("the relsim encoder on burn-wgpu over lavapipe (Mesa's software Vulkan): parity and kernel counts");
-    let args = ["test", "-p", "relsim-companion", "--features", "wgpu", "--test", "qwen_parity", "--test", "wgpu_kernels"];
+    util::step("burn-wgpu over lavapipe (Mesa's software Vulkan): the relsim encoder's parity and kernel counts, the page's WGSL kernels");
+    let args = ["test", "-p", "relsim-companion", "--features", "wgpu", "--test", "qwen_parity", "--test", "wgpu_kernels", "--test", "wgsl_kernels"];
     util::run(util::software_vulkan(&mut util::cargo_command())?.args(args))?;
     util::step("the browser's JPEG decoder in wasm32 (under Node): Pillow's bytes");
     let args = ["test", "-p", "relsim-shared", "--target", "wasm32-unknown-unknown", "--test", "jpeg_wasm"];

@@ -10,10 +10,9 @@ use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
 use serde::Deserialize;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
-use crate::activation::gelu;
-use crate::attention::scaled_dot_product;
+use crate::attention::{packed_self_attention, scaled_dot_product};
 use crate::error::{ModelError, Result};
-use crate::linear::linear;
+use crate::linear::{linear, linear_gelu, linear_residual};
 use crate::weights::{TensorFile, Weights};
 
 /// File names of a sentence-transformers model folder, relative to the folder.
@@ -148,26 +147,23 @@ impl<B: Backend> BertAttention<B> {
         let heads = self.num_heads;
         let head_dim = hidden / heads;
         let qkv = linear(&self.query_key_value, x.clone());
-        #[cfg(all(feature = "flex", target_arch = "wasm32"))]
-        {
-            let sentences: Vec<(usize, usize)> =
-                groups.iter().flat_map(|g| (0..g.sentences).map(move |s| (g.offset + s * g.length, g.length))).collect();
-            if let Some(contexts) = crate::attention::flex::packed_self_attention(&qkv, heads, &sentences) {
-                return self.output_norm.forward(x + linear(&self.output, contexts));
-            }
-        }
-        let contexts: Vec<Tensor<B, 2>> = groups
-            .iter()
-            .map(|group| {
-                let [n, len] = [group.sentences, group.length];
-                // [n·len, 3·hidden] → [n, 3·heads, len, head_dim]: q, k and v are head slices.
-                let parts = group.rows(&qkv).reshape([n, len, 3 * heads, head_dim]).swap_dims(1, 2);
-                let part = |i: usize| parts.clone().narrow(1, i * heads, heads);
-                let context = scaled_dot_product(part(0), part(1), part(2), None);
-                context.swap_dims(1, 2).reshape([n * len, hidden])
-            })
-            .collect();
-        self.output_norm.forward(x + linear(&self.output, stack_rows(contexts)))
+        let sentences: Vec<(usize, usize)> =
+            groups.iter().flat_map(|g| (0..g.sentences).map(move |s| (g.offset + s * g.length, g.length))).collect();
+        let contexts = packed_self_attention(&qkv, heads, &sentences).unwrap_or_else(|| {
+            let contexts = groups
+                .iter()
+                .map(|group| {
+                    let [n, len] = [group.sentences, group.length];
+                    // [n·len, 3·hidden] → [n, 3·heads, len, head_dim]: q, k and v are head slices.
+                    let parts = group.rows(&qkv).reshape([n, len, 3 * heads, head_dim]).swap_dims(1, 2);
+                    let part = |i: usize| parts.clone().narrow(1, i * heads, heads);
+                    let context = scaled_dot_product(part(0), part(1), part(2), None);
+                    context.swap_dims(1, 2).reshape([n * len, hidden])
+                })
+                .collect();
+            stack_rows(contexts)
+        });
+        self.output_norm.forward(linear_residual(&self.output, contexts, x))
     }
 }
 
@@ -184,8 +180,8 @@ impl<B: Backend> BertLayer<B> {
     /// Packed `[tokens, hidden]` → `[tokens, hidden]`.
     pub fn forward(&self, x: Tensor<B, 2>, groups: &[LengthGroup]) -> Tensor<B, 2> {
         let x = self.attention.forward(x, groups);
-        let h = gelu(linear(&self.intermediate, x.clone()));
-        self.output_norm.forward(x + linear(&self.output, h))
+        let h = linear_gelu(&self.intermediate, x.clone());
+        self.output_norm.forward(linear_residual(&self.output, h, x))
     }
 }
 
