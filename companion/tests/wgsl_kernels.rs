@@ -129,3 +129,25 @@ fn minilm_through_the_kernels_matches_sentence_transformers() {
     // Six layers, each: qkv, attention, output + residual, intermediate + GELU, output + residual.
     assert_eq!(wgsl::launches() - before, cases.len() * 6 * 5, "every layer went through the kernels");
 }
+
+#[test]
+fn the_student_through_the_kernels_matches_the_cpu() {
+    use relsim_companion::encoders::{ImageEncoder, LiteEncoder};
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = root.join("assets/relsim-lite-student");
+    let cpu = LiteEncoder::<Cpu>::load(&dir, &NdArrayDevice::Cpu).unwrap();
+    let gpu = LiteEncoder::<Gpu>::load(&dir, &gpu()).unwrap();
+    // Two images in one batch: attention must keep each image's tokens to itself.
+    let images: Vec<_> = [(200u8, 40u8), (30, 160)]
+        .iter()
+        .map(|&(r, g)| image::RgbImage::from_fn(96, 80, |x, y| image::Rgb([r.wrapping_add((x * 3) as u8), g ^ (y as u8), ((x + y) * 2) as u8])))
+        .collect();
+    let before = wgsl::launches();
+    let (got, want) = (gpu.embed_batch(&images).unwrap(), cpu.embed_batch(&images).unwrap());
+    assert!(wgsl::launches() > before, "the student's blocks went through the kernels");
+    for (g, w) in got.iter().zip(&want) {
+        let diff = max_abs_diff(g, w);
+        assert!(diff < 1e-4, "max diff {diff}");
+    }
+    assert!(max_abs_diff(&got[0], &got[1]) > 1e-2, "different images, different vectors");
+}

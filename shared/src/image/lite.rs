@@ -10,9 +10,9 @@ use burn::tensor::{backend::Backend, Tensor, TensorData};
 use image::imageops::{self, FilterType};
 use image::RgbImage;
 
-use crate::activation::gelu;
-use crate::attention::scaled_dot_product;
+use crate::attention::{packed_self_attention, scaled_dot_product};
 use crate::error::{ModelError, Result};
+use crate::linear::{linear, linear_gelu, linear_residual};
 use crate::text::minilm::l2_normalize;
 use crate::weights::Weights;
 
@@ -116,13 +116,20 @@ impl<B: Backend> LiteBlock<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, tokens, hidden] = x.dims();
         let head_dim = hidden / self.heads;
-        // [batch, tokens, 3·hidden] → [batch, 3·heads, tokens, head_dim]: q, k and v are head slices.
-        let qkv = self.qkv.forward(self.norm1.forward(x.clone())).reshape([batch, tokens, 3 * self.heads, head_dim]).swap_dims(1, 2);
-        let part = |i: usize| qkv.clone().narrow(1, i * self.heads, self.heads);
-        let context = scaled_dot_product(part(0), part(1), part(2), None).swap_dims(1, 2).reshape([batch, tokens, hidden]);
-        let x = x + self.proj.forward(context);
-        let h = self.fc2.forward(gelu(self.fc1.forward(self.norm2.forward(x.clone()))));
-        x + h
+        // Every image's tokens as rows of one matrix: the linear layers see one product each,
+        // and attention takes each image's rows as one sentence.
+        let x = x.reshape([batch * tokens, hidden]);
+        let qkv = linear(&self.qkv, self.norm1.forward(x.clone()));
+        let images: Vec<(usize, usize)> = (0..batch).map(|b| (b * tokens, tokens)).collect();
+        let context = packed_self_attention(&qkv, self.heads, &images).unwrap_or_else(|| {
+            // [batch·tokens, 3·hidden] → [batch, 3·heads, tokens, head_dim]: q, k and v are head slices.
+            let qkv = qkv.reshape([batch, tokens, 3 * self.heads, head_dim]).swap_dims(1, 2);
+            let part = |i: usize| qkv.clone().narrow(1, i * self.heads, self.heads);
+            scaled_dot_product(part(0), part(1), part(2), None).swap_dims(1, 2).reshape([batch * tokens, hidden])
+        });
+        let x = linear_residual(&self.proj, context, x);
+        let h = linear_gelu(&self.fc1, self.norm2.forward(x.clone()));
+        linear_residual(&self.fc2, h, x).reshape([batch, tokens, hidden])
     }
 }
 
