@@ -30,7 +30,18 @@ pub fn setup(minilm_from: Option<PathBuf>) -> Result<()> {
     ensure_wasm_target()?;
     ensure_wasm_bindgen()?;
     ensure_node_tools()?;
+    ensure_emoji_font()?;
     ensure_minilm(minilm_from)
+}
+
+/// Noto Color Emoji: scenes draw their real objects from it (companion/src/scenes/objects.rs).
+fn ensure_emoji_font() -> Result<()> {
+    const FONT: &str = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf";
+    if std::env::var_os("RELSIM_EMOJI_FONT").is_some() || std::path::Path::new(FONT).exists() {
+        return Ok(());
+    }
+    step("installing the colour emoji font for scenes with real objects (Debian's fonts-noto-color-emoji)");
+    apt_install(&["fonts-noto-color-emoji"])
 }
 
 fn ensure_wasm_target() -> Result<()> {

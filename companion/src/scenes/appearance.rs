@@ -346,6 +346,24 @@ impl Canvas {
         self.polygon(&o.points(), o.colour, o.alpha, o.style);
     }
 
+    /// Draws a real object's glyph centred at `centre`, its larger side `2·radius` scene units,
+    /// turned clockwise by `rotation` degrees.
+    pub fn glyph(&mut self, glyph: &super::objects::Glyph, centre: Pt, radius: f32, rotation: f32, alpha: f32) {
+        let ts = self.transform();
+        // The glyph's size on the canvas, to draw from the bitmap nearest above it.
+        let pixels = 2.0 * radius * (ts.sx * ts.sx + ts.ky * ts.ky).sqrt();
+        let bitmap = glyph.for_size(pixels);
+        let (w, h) = (bitmap.width() as f32, bitmap.height() as f32);
+        let scale = 2.0 * radius / w.max(h);
+        let place = Transform::from_translate(-w / 2.0, -h / 2.0)
+            .post_scale(scale, scale)
+            .post_rotate(rotation)
+            .post_translate(centre.0, centre.1)
+            .post_concat(ts);
+        let paint = tiny_skia::PixmapPaint { opacity: alpha.clamp(0.0, 1.0), blend_mode: tiny_skia::BlendMode::SourceOver, quality: tiny_skia::FilterQuality::Bilinear };
+        self.pixmap.draw_pixmap(0, 0, bitmap.as_ref(), &paint, place, None);
+    }
+
     /// A straight line, dashed when `dash` is given (dash and gap lengths).
     pub fn line(&mut self, from: Pt, to: Pt, rgb: Rgb, alpha: f32, width: f32, dash: Option<(f32, f32)>) {
         let mut pb = PathBuilder::new();
