@@ -426,7 +426,7 @@ pub fn bench_scenes(count: usize, size: u32) -> anyhow::Result<()> {
         let _ = std::fs::remove_dir_all(&dir);
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
         let started = Instant::now();
-        pool.install(|| generate(&dir, count, 1, size, &|| ()))?;
+        pool.install(|| generate(&dir, count, 1, size, 0.0, &|| ()))?;
         Ok(count as f64 / started.elapsed().as_secs_f64())
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

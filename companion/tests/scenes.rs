@@ -24,8 +24,12 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 fn generate(out: &Path, count: usize, seed: u64, threads: usize) {
+    generate_with_objects(out, count, seed, threads, 0.0)
+}
+
+fn generate_with_objects(out: &Path, count: usize, seed: u64, threads: usize, objects: f64) {
     let status = relsim()
-        .args(["scenes", "generate", "--count", &count.to_string(), "--seed", &seed.to_string(), "--out"])
+        .args(["scenes", "generate", "--count", &count.to_string(), "--seed", &seed.to_string(), "--objects", &objects.to_string(), "--out"])
         .arg(out)
         .env("RAYON_NUM_THREADS", threads.to_string())
         .status()
@@ -53,9 +57,10 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 #[test]
 fn the_same_seed_gives_byte_identical_files_on_any_number_of_threads() {
     let (a, b, c) = (temp_dir("det-a"), temp_dir("det-b"), temp_dir("det-c"));
-    generate(&a, 42, 7, 1);
-    generate(&b, 42, 7, 2);
-    generate(&c, 42, 8, 2);
+    // Half the scenes draw real objects: glyph decoding and tinting must not depend on threads.
+    generate_with_objects(&a, 42, 7, 1, 0.5);
+    generate_with_objects(&b, 42, 7, 2, 0.5);
+    generate_with_objects(&c, 42, 8, 2, 0.5);
     let (fa, fb, fc) = (files(&a), files(&b), files(&c));
     // 42 images (content-addressed, so distinct scenes give distinct names), data.jsonl, captions.json.
     assert_eq!(fa.len(), 44, "{:?}", fa.keys().collect::<Vec<_>>());
@@ -74,6 +79,7 @@ fn the_same_seed_gives_byte_identical_files_on_any_number_of_threads() {
     for key in ["image_hash", "caption", "relation", "attributes", "split"] {
         assert!(first.get(key).is_some(), "data.jsonl lacks `{key}`: {first}");
     }
+    assert!(records.iter().any(|r| r.attributes.object_category != "shape") && records.iter().any(|r| r.attributes.object_category == "shape"));
     for d in [a, b, c] {
         std::fs::remove_dir_all(d).unwrap();
     }
@@ -273,4 +279,36 @@ fn the_relational_benchmark_reports_every_baseline_and_plugs_in_the_qwen_encoder
     let out = relsim().args(["bench", "relational", "--data"]).arg(dir.join("missing")).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("data.jsonl"), "a missing set names data.jsonl");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn object_scenes_record_their_things_and_hold_categories_out_of_training() {
+    use relsim_companion::scenes::objects::{self, Category};
+    let specs: Vec<SceneSpec> = (0..14 * 300).map(|i| SceneSpec::sample_with_objects(3, i, 1.0).0).collect();
+    for spec in &specs {
+        let a = spec.attributes();
+        if spec.relation.draws_objects() {
+            let object = objects::all().iter().find(|o| o.name == a.object).unwrap_or_else(|| panic!("{:?} names no object", a.object));
+            assert_eq!(a.object_category, object.category.name());
+        } else {
+            assert_eq!((a.object.as_str(), a.object_category.as_str()), ("", "shape"), "{:?} cannot draw objects", spec.relation);
+        }
+    }
+    let categories = |split: Split| -> BTreeSet<String> {
+        specs.iter().filter(|s| s.split == split).map(|s| s.attributes().object_category).filter(|c| c != "shape").collect()
+    };
+    let held_out: BTreeSet<String> = Category::TEST_ONLY.iter().map(|c| c.name().to_string()).collect();
+    assert!(held_out.len() >= 2);
+    assert!(categories(Split::Train).is_disjoint(&held_out) && categories(Split::Val).is_disjoint(&held_out), "training sees a held-out category");
+    assert!(categories(Split::Test).is_superset(&held_out), "the test split draws every held-out category");
+    assert!(categories(Split::Train).len() >= 12, "training draws {} categories", categories(Split::Train).len());
+    // Objects come from a stream of their own: without them a scene is exactly the shape scene.
+    for i in 0..28 {
+        let ((plain, mut a), (none, mut b)) = (SceneSpec::sample(5, i), SceneSpec::sample_with_objects(5, i, 0.0));
+        assert_eq!(render(&plain, &mut a, 64), render(&none, &mut b, 64));
+        let (with, mut c) = SceneSpec::sample_with_objects(5, i, 1.0);
+        let (plain, mut a) = SceneSpec::sample(5, i);
+        let (shapes, things) = (render(&plain, &mut a, 64), render(&with, &mut c, 64));
+        assert_eq!(shapes == things, !with.relation.draws_objects(), "{:?}: objects change the picture exactly when drawn", with.relation);
+    }
 }

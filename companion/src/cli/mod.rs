@@ -172,6 +172,10 @@ pub enum ScenesCommand {
         /// Image side in pixels.
         #[arg(long, default_value_t = crate::scenes::generate::DEFAULT_SIZE)]
         size: u32,
+        /// Fraction of the scenes that draw real objects (colour emoji) instead of shapes,
+        /// where the idea allows; needs Noto Color Emoji (installed by `cargo xtask setup`).
+        #[arg(long, default_value_t = 0.0)]
+        objects: f64,
     },
     /// Write a contact sheet PNG: one row per relation, labelled, a few scenes each.
     Sheet {
@@ -190,6 +194,9 @@ pub enum ScenesCommand {
         /// Side of each scene in pixels.
         #[arg(long, default_value_t = 128)]
         cell: u32,
+        /// Fraction of the scenes that draw real objects, as for `generate`.
+        #[arg(long, default_value_t = 0.0)]
+        objects: f64,
     },
 }
 
@@ -428,10 +435,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Scenes { which: ScenesCommand::Generate { out, count, seed, size } } => {
+        Command::Scenes { which: ScenesCommand::Generate { out, count, seed, size, objects } } => {
             let bar = progress_bar(count as u64, "scenes");
             let started = std::time::Instant::now();
-            let records = crate::scenes::generate::generate(&out, count, seed, size, &|| bar.inc(1))?;
+            let records = crate::scenes::generate::generate(&out, count, seed, size, objects, &|| bar.inc(1))?;
             bar.finish_and_clear();
             let per_split = |s: Split| records.iter().filter(|r| r.split == s).count();
             eprintln!(
@@ -445,9 +452,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Scenes { which: ScenesCommand::Sheet { out, seed, per_relation, split, cell } } => {
+        Command::Scenes { which: ScenesCommand::Sheet { out, seed, per_relation, split, cell, objects } } => {
             anyhow::ensure!(cell >= 32, "--cell {cell} is too small: scenes need at least 32 pixels");
-            let sheet = crate::scenes::generate::contact_sheet(seed, per_relation.max(1), split, cell);
+            anyhow::ensure!((0.0..=1.0).contains(&objects), "--objects {objects} is not a fraction between 0 and 1");
+            if objects > 0.0 {
+                crate::scenes::objects::Glyphs::shared()?;
+            }
+            let sheet = crate::scenes::generate::contact_sheet(seed, per_relation.max(1), split, cell, objects);
             sheet.save(&out).with_context(|| format!("writing {}", out.display()))?;
             eprintln!("wrote {} ({}x{})", out.display(), sheet.width(), sheet.height());
             Ok(())

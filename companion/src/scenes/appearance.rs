@@ -232,6 +232,9 @@ pub struct Object {
     pub colour: Rgb,
     pub alpha: f32,
     pub style: Style,
+    /// A real object (index into [`super::objects::all`]) drawn instead of the shape, tinted
+    /// toward `colour`; the shape is drawn where the font lacks it.
+    pub glyph: Option<usize>,
 }
 
 impl Object {
@@ -300,6 +303,21 @@ fn paint(rgb: Rgb, alpha: f32) -> Paint<'static> {
     p
 }
 
+/// How far a real object's colours are mixed toward the colour its scene gives it.
+pub const GLYPH_TINT: f32 = 0.4;
+
+/// `bitmap` (premultiplied) with its colours mixed toward `rgb` by `t`, alpha kept.
+fn tint_pixmap(bitmap: &Pixmap, rgb: Rgb, t: f32) -> Pixmap {
+    let mut out = bitmap.clone();
+    for px in out.data_mut().chunks_exact_mut(4) {
+        let alpha = f32::from(px[3]);
+        for (c, &target) in px[..3].iter_mut().zip(&rgb) {
+            *c = (f32::from(*c) * (1.0 - t) + f32::from(target) * alpha / 255.0 * t).round().min(alpha) as u8;
+        }
+    }
+    out
+}
+
 /// Mixes two colours: t = 0 gives `a`, t = 1 gives `b`.
 pub fn mix(a: Rgb, b: Rgb, t: f32) -> Rgb {
     [0, 1, 2].map(|i| (f32::from(a[i]) + (f32::from(b[i]) - f32::from(a[i])) * t).round().clamp(0.0, 255.0) as u8)
@@ -343,16 +361,29 @@ impl Canvas {
 
     /// Draws one object.
     pub fn object(&mut self, o: &Object) {
-        self.polygon(&o.points(), o.colour, o.alpha, o.style);
+        let glyphs = o.glyph.and_then(|i| super::objects::Glyphs::shared().ok().and_then(|g| g.get(i)));
+        match glyphs {
+            Some(glyph) => self.glyph(glyph, o.centre, o.radius, o.rotation, o.alpha, Some((o.colour, GLYPH_TINT))),
+            None => self.polygon(&o.points(), o.colour, o.alpha, o.style),
+        }
     }
 
     /// Draws a real object's glyph centred at `centre`, its larger side `2·radius` scene units,
     /// turned clockwise by `rotation` degrees.
-    pub fn glyph(&mut self, glyph: &super::objects::Glyph, centre: Pt, radius: f32, rotation: f32, alpha: f32) {
+    /// `tint` mixes the glyph's colours toward a colour by a fraction (colour relations stay
+    /// visible on objects that have their own colours).
+    pub fn glyph(&mut self, glyph: &super::objects::Glyph, centre: Pt, radius: f32, rotation: f32, alpha: f32, tint: Option<(Rgb, f32)>) {
         let ts = self.transform();
         // The glyph's size on the canvas, to draw from the bitmap nearest above it.
         let pixels = 2.0 * radius * (ts.sx * ts.sx + ts.ky * ts.ky).sqrt();
-        let bitmap = glyph.for_size(pixels);
+        let tinted;
+        let bitmap = match tint {
+            Some((rgb, t)) => {
+                tinted = tint_pixmap(glyph.for_size(pixels), rgb, t);
+                &tinted
+            }
+            None => glyph.for_size(pixels),
+        };
         let (w, h) = (bitmap.width() as f32, bitmap.height() as f32);
         let scale = 2.0 * radius / w.max(h);
         let place = Transform::from_translate(-w / 2.0, -h / 2.0)
@@ -491,7 +522,7 @@ impl Canvas {
                     let shift = if row % 2 == 0 { 0.0 } else { period / 2.0 };
                     let mut x = offset - period + shift;
                     while x < SCENE + period {
-                        let dot = Object { shape: Shape::Circle, centre: (x, y), radius, rotation: 0.0, colour: b, alpha: 1.0, style: Style::Fill };
+                        let dot = Object { shape: Shape::Circle, centre: (x, y), radius, rotation: 0.0, colour: b, alpha: 1.0, style: Style::Fill, glyph: None };
                         self.object(&dot);
                         x += period;
                     }

@@ -119,7 +119,7 @@ mod tests {
             caption: String::new(),
             relation: relation.into(),
             split: Split::Test,
-            attributes: Attributes { shape: shape.into(), palette: "p".into(), background: "plain".into(), style: "fill".into(), other_shape: "x".into() },
+            attributes: Attributes { shape: shape.into(), palette: "p".into(), background: "plain".into(), style: "fill".into(), other_shape: "x".into(), object: String::new(), object_category: "shape".into() },
         }
     }
 

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use crate::files::{content_hash, write_atomically};
 
 use super::appearance::{BackgroundStyle, Canvas, Framing, Shape, Style, PALETTES};
-use super::relations::{draw, Look, Relation};
+use super::objects::{self, Category};
+use super::relations::{draw, Look, RealObjects, Relation};
 
 /// The default image side in pixels.
 pub const DEFAULT_SIZE: u32 = 256;
@@ -48,6 +49,11 @@ impl Split {
         }
     }
 
+    /// The object categories this split may draw (train and val never draw the test-only ones).
+    pub fn categories(self) -> Vec<Category> {
+        Category::ALL.into_iter().filter(|c| self == Split::Test || !Category::TEST_ONLY.contains(c)).collect()
+    }
+
     /// The background styles this split may show (train and val never show the test-only one).
     pub fn backgrounds(self) -> Vec<BackgroundStyle> {
         BackgroundStyle::ALL.into_iter().filter(|b| self == Split::Test || *b != BackgroundStyle::TEST_ONLY).collect()
@@ -73,6 +79,12 @@ pub struct Attributes {
     pub background: String,
     pub style: String,
     pub other_shape: String,
+    /// The real object drawn for the shape (its Unicode name), empty for shapes.
+    #[serde(default)]
+    pub object: String,
+    /// The object's category, or `shape` when the scene draws shapes.
+    #[serde(default)]
+    pub object_category: String,
 }
 
 /// One line of `data.jsonl`: the relsim dataset format (`image_hash`, `caption`; the image is
@@ -94,6 +106,14 @@ fn split_of_block(block: usize) -> Split {
         3 => Split::Val,
         _ => Split::Train,
     }
+}
+
+/// Salt of the streams that pick real objects, apart from the scenes' own streams.
+const OBJECT_STREAM: u64 = 0x6f62_6a65_6374_73;
+
+/// Indices into [`objects::all`] of the objects of `category`.
+fn objects_of(category: Category) -> Vec<usize> {
+    objects::all().iter().enumerate().filter(|(_, o)| o.category == category).map(|(i, _)| i).collect()
 }
 
 /// The random stream of scene `index` (independent of every other scene, so scenes can be
@@ -129,10 +149,32 @@ impl SceneSpec {
             jitter: rng.random_range(0.0..5.0),
             scale: rng.random_range(0.85..1.1),
             framing: Framing::sample(&mut rng, relation.turnable()),
+            objects: None,
         };
         let background = *split.backgrounds().choose(&mut rng).expect("every split has backgrounds");
         let caption = *relation.training_captions().choose(&mut rng).expect("captions");
         (SceneSpec { index, relation, split, look, background, caption }, rng)
+    }
+
+    /// Like [`SceneSpec::sample`], but a fraction `objects` of the scenes whose idea can be
+    /// drawn with things draw real objects (of the split's categories) instead of shapes. The
+    /// choice comes from a stream of its own: the rest of the scene is the same as with shapes.
+    pub fn sample_with_objects(seed: u64, index: usize, objects: f64) -> (SceneSpec, ChaCha8Rng) {
+        let (mut spec, rng) = SceneSpec::sample(seed, index);
+        if objects > 0.0 && spec.relation.draws_objects() {
+            let mut pick = scene_rng(seed ^ OBJECT_STREAM, index);
+            if pick.random_bool(objects.min(1.0)) {
+                let categories = spec.split.categories();
+                let category = *categories.choose(&mut pick).expect("every split has categories");
+                let main = *objects_of(category).choose(&mut pick).expect("every category has objects");
+                // The second object is another thing of the same kind: the odd one out differs
+                // in what it is, not in what kind of thing it is.
+                let others: Vec<usize> = objects_of(category).into_iter().filter(|&i| i != main).collect();
+                let other = *others.choose(&mut pick).expect("every category has two objects");
+                spec.look.objects = Some(RealObjects { main, other });
+            }
+        }
+        (spec, rng)
     }
 
     /// The attributes as written to `data.jsonl`.
@@ -146,6 +188,8 @@ impl SceneSpec {
                 Style::Outline(_) => "outline".into(),
             },
             other_shape: self.look.other_shape.name().into(),
+            object: self.look.objects.map_or(String::new(), |o| objects::all()[o.main].name.into()),
+            object_category: self.look.objects.map_or("shape".into(), |o| objects::all()[o.main].category.name().into()),
         }
     }
 }
@@ -195,8 +239,8 @@ pub fn image_hash(png: &[u8]) -> String {
 }
 
 /// Renders, encodes and names scene `index`.
-pub fn make_scene(seed: u64, index: usize, size: u32) -> anyhow::Result<(Record, Vec<u8>)> {
-    let (spec, mut rng) = SceneSpec::sample(seed, index);
+pub fn make_scene(seed: u64, index: usize, size: u32, objects: f64) -> anyhow::Result<(Record, Vec<u8>)> {
+    let (spec, mut rng) = SceneSpec::sample_with_objects(seed, index, objects);
     let png = encode_png(&render(&spec, &mut rng, size))?;
     let record = Record {
         image_hash: image_hash(&png),
@@ -230,14 +274,20 @@ pub fn caption_bank() -> Vec<CaptionBank> {
 
 /// Writes `count` scenes to `out`: `images/<hash>.png`, `data.jsonl`, `captions.json`.
 /// `progress` is called once per finished scene (from worker threads).
-pub fn generate(out: &Path, count: usize, seed: u64, size: u32, progress: &(dyn Fn() + Sync)) -> anyhow::Result<Vec<Record>> {
+/// A fraction `objects` of the scenes draw real objects ([`SceneSpec::sample_with_objects`]).
+pub fn generate(out: &Path, count: usize, seed: u64, size: u32, objects: f64, progress: &(dyn Fn() + Sync)) -> anyhow::Result<Vec<Record>> {
     anyhow::ensure!(size >= 32, "--size {size} is too small: scenes need at least 32 pixels");
+    anyhow::ensure!((0.0..=1.0).contains(&objects), "--objects {objects} is not a fraction between 0 and 1");
+    if objects > 0.0 {
+        // A missing font is one clear error now, not shapes drawn in place of every object.
+        objects::Glyphs::shared()?;
+    }
     let images = out.join("images");
     std::fs::create_dir_all(&images).with_context(|| format!("creating {}", images.display()))?;
     let records = (0..count)
         .into_par_iter()
         .map(|index| {
-            let (record, png) = make_scene(seed, index, size)?;
+            let (record, png) = make_scene(seed, index, size, objects)?;
             let path = images.join(format!("{}.png", record.image_hash));
             std::fs::write(&path, &png).with_context(|| format!("writing {}", path.display()))?;
             progress();
@@ -271,7 +321,7 @@ pub fn read_records(dir: &Path, split: Option<Split>) -> anyhow::Result<Vec<Reco
 
 /// A contact sheet: one row per relation (its name on the left), `per_relation` scenes of
 /// `split` each, drawn `cell` pixels square.
-pub fn contact_sheet(seed: u64, per_relation: usize, split: Split, cell: u32) -> RgbImage {
+pub fn contact_sheet(seed: u64, per_relation: usize, split: Split, cell: u32, objects: f64) -> RgbImage {
     const LABEL_SCALE: u32 = 2;
     let label_width = 8 * LABEL_SCALE * 20;
     let pad = 4;
@@ -285,7 +335,7 @@ pub fn contact_sheet(seed: u64, per_relation: usize, split: Split, cell: u32) ->
         draw_label(&mut sheet, relation.name(), 6, y + cell / 2 - 4 * LABEL_SCALE, LABEL_SCALE);
         let indices = (0..).map(|block| block * relations + row).filter(|&i| split_of_block(i / relations) == split).take(per_relation);
         for (col, index) in indices.enumerate() {
-            let (spec, mut rng) = SceneSpec::sample(seed, index);
+            let (spec, mut rng) = SceneSpec::sample_with_objects(seed, index, objects);
             let scene = render(&spec, &mut rng, cell);
             image::imageops::replace(&mut sheet, &scene, i64::from(label_width + pad + col as u32 * (cell + pad)), i64::from(y));
         }

@@ -66,6 +66,10 @@ impl Category {
         Category::Weather,
     ];
 
+    /// The categories only the test split shows: a model is tested on kinds of things it never
+    /// saw in training.
+    pub const TEST_ONLY: [Category; 2] = [Category::Reptile, Category::Instrument];
+
     /// The name used in `data.jsonl`.
     pub fn name(self) -> &'static str {
         match self {
@@ -271,7 +275,7 @@ mod tests {
         let apple = glyphs().get(index_of('🍎')).unwrap();
         let mut canvas = Canvas::new(128);
         // Centre (64, 192) in scene units is pixel (32, 96); radius 32 units is 16 pixels.
-        canvas.glyph(apple, (64.0, 192.0), 32.0, 0.0, 1.0);
+        canvas.glyph(apple, (64.0, 192.0), 32.0, 0.0, 1.0, None);
         let a = alpha(&canvas);
         let covered: Vec<(usize, usize)> = (0..128 * 128).filter(|&i| a[i] > 128).map(|i| (i % 128, i / 128)).collect();
         assert!(covered.len() > 300, "{} pixels covered", covered.len());
@@ -284,7 +288,7 @@ mod tests {
         let hammer = glyphs().get(index_of('🔨')).unwrap();
         let draw = |rotation: f32| {
             let mut canvas = Canvas::new(64);
-            canvas.glyph(hammer, (128.0, 128.0), 100.0, rotation, 1.0);
+            canvas.glyph(hammer, (128.0, 128.0), 100.0, rotation, 1.0, None);
             alpha(&canvas)
         };
         let (upright, quarter, full) = (draw(0.0), draw(90.0), draw(360.0));

@@ -68,6 +68,12 @@ impl Relation {
         }
     }
 
+    /// Whether the scene can show its idea with real objects in place of shapes (not yet the
+    /// ones that cut, mirror or nest outlines).
+    pub fn draws_objects(self) -> bool {
+        !matches!(self, Relation::Splitting | Relation::MirrorSymmetry | Relation::ConcentricNesting)
+    }
+
     /// Whether the scene may be turned by quarter turns without changing the idea (a stack
     /// stands on the ground).
     pub fn turnable(self) -> bool {
@@ -210,6 +216,16 @@ pub struct Look {
     pub scale: f32,
     /// Where the composition sits in the scene.
     pub framing: Framing,
+    /// Real objects drawn in place of the two shapes, if any.
+    pub objects: Option<RealObjects>,
+}
+
+/// The real objects a scene draws for its main and its second shape: indices into
+/// [`super::objects::all`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RealObjects {
+    pub main: usize,
+    pub other: usize,
 }
 
 impl Look {
@@ -218,7 +234,12 @@ impl Look {
             Style::Fill => Style::Fill,
             Style::Outline(w) => Style::Outline(w.min(radius * 0.3).max(1.0)),
         };
-        Object { shape, centre, radius, rotation, colour, alpha: 1.0, style }
+        let glyph = self.objects.and_then(|o| match shape {
+            s if s == self.shape => Some(o.main),
+            s if s == self.other_shape => Some(o.other),
+            _ => None,
+        });
+        Object { shape, centre, radius, rotation, colour, alpha: 1.0, style, glyph }
     }
 
     fn jittered(&self, p: Pt, rng: &mut impl Rng) -> Pt {
@@ -315,6 +336,7 @@ pub fn draw(relation: Relation, look: &Look, canvas: &mut Canvas, rng: &mut impl
                 colour: p.main,
                 alpha: 1.0,
                 style: Style::Fill,
+                glyph: None,
             };
             let outline = big.points();
             let r = rng.random_range(6.5..10.5);
@@ -466,7 +488,7 @@ pub fn draw(relation: Relation, look: &Look, canvas: &mut Canvas, rng: &mut impl
                 // A marker at the object's top makes the turn visible even for round shapes.
                 let (s, co) = rotation.to_radians().sin_cos();
                 let tip = (o.centre.0 + 0.62 * r * s, o.centre.1 - 0.62 * r * co);
-                canvas.object(&Object { shape: Shape::Circle, centre: tip, radius: (r * 0.16).max(2.5), rotation: 0.0, colour: p.accent, alpha: 1.0, style: Style::Fill });
+                canvas.object(&Object { shape: Shape::Circle, centre: tip, radius: (r * 0.16).max(2.5), rotation: 0.0, colour: p.accent, alpha: 1.0, style: Style::Fill, glyph: None });
             }
         }
         Relation::Splitting => {
@@ -538,7 +560,7 @@ pub fn draw(relation: Relation, look: &Look, canvas: &mut Canvas, rng: &mut impl
         Relation::Containment => {
             let big_r = rng.random_range(70.0..98.0);
             let centre = (rng.random_range(big_r + 8.0..SCENE - big_r - 8.0), rng.random_range(big_r + 8.0..SCENE - big_r - 8.0));
-            let container = Object { shape: look.other_shape, centre, radius: big_r, rotation: look.tilt.clamp(-15.0, 15.0), colour: p.second, alpha: 1.0, style: Style::Outline(4.0) };
+            let container = Object { shape: look.other_shape, centre, radius: big_r, rotation: look.tilt.clamp(-15.0, 15.0), colour: p.second, alpha: 1.0, style: Style::Outline(4.0), glyph: None };
             let boundary = container.points();
             canvas.object(&container);
             let r = rng.random_range(10.0..16.0) * look.scale.min(1.0);
