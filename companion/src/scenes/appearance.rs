@@ -361,10 +361,32 @@ impl Canvas {
 
     /// Draws one object.
     pub fn object(&mut self, o: &Object) {
+        self.object_in(o, Transform::identity());
+    }
+
+    /// Draws the mirror image of `o` across the scene's vertical (or horizontal) centre line.
+    pub fn object_reflected(&mut self, o: &Object, vertical_axis: bool) {
+        let reflect = if vertical_axis {
+            Transform::from_row(-1.0, 0.0, 0.0, 1.0, SCENE, 0.0)
+        } else {
+            Transform::from_row(1.0, 0.0, 0.0, -1.0, 0.0, SCENE)
+        };
+        self.object_in(o, reflect);
+    }
+
+    /// Draws `o` moved by `place` (in scene units).
+    fn object_in(&mut self, o: &Object, place: Transform) {
         let glyphs = o.glyph.and_then(|i| super::objects::Glyphs::shared().ok().and_then(|g| g.get(i)));
         match glyphs {
-            Some(glyph) => self.glyph(glyph, o.centre, o.radius, o.rotation, o.alpha, Some((o.colour, GLYPH_TINT))),
-            None => self.polygon(&o.points(), o.colour, o.alpha, o.style),
+            Some(glyph) => self.glyph_in(glyph, o.centre, o.radius, o.rotation, o.alpha, Some((o.colour, GLYPH_TINT)), place),
+            None => {
+                let points: Vec<Pt> = o.points().into_iter().map(|(x, y)| {
+                    let mut p = [Point::from_xy(x, y)];
+                    place.map_points(&mut p);
+                    (p[0].x, p[0].y)
+                }).collect();
+                self.polygon(&points, o.colour, o.alpha, o.style)
+            }
         }
     }
 
@@ -373,7 +395,13 @@ impl Canvas {
     /// `tint` mixes the glyph's colours toward a colour by a fraction (colour relations stay
     /// visible on objects that have their own colours).
     pub fn glyph(&mut self, glyph: &super::objects::Glyph, centre: Pt, radius: f32, rotation: f32, alpha: f32, tint: Option<(Rgb, f32)>) {
-        let ts = self.transform();
+        self.glyph_in(glyph, centre, radius, rotation, alpha, tint, Transform::identity());
+    }
+
+    /// [`Canvas::glyph`], then moved by `place` (in scene units).
+    #[allow(clippy::too_many_arguments)]
+    fn glyph_in(&mut self, glyph: &super::objects::Glyph, centre: Pt, radius: f32, rotation: f32, alpha: f32, tint: Option<(Rgb, f32)>, place: Transform) {
+        let ts = place.post_concat(self.transform());
         // The glyph's size on the canvas, to draw from the bitmap nearest above it.
         let pixels = 2.0 * radius * (ts.sx * ts.sx + ts.ky * ts.ky).sqrt();
         let tinted;
@@ -386,13 +414,13 @@ impl Canvas {
         };
         let (w, h) = (bitmap.width() as f32, bitmap.height() as f32);
         let scale = 2.0 * radius / w.max(h);
-        let place = Transform::from_translate(-w / 2.0, -h / 2.0)
+        let at = Transform::from_translate(-w / 2.0, -h / 2.0)
             .post_scale(scale, scale)
             .post_rotate(rotation)
             .post_translate(centre.0, centre.1)
             .post_concat(ts);
         let paint = tiny_skia::PixmapPaint { opacity: alpha.clamp(0.0, 1.0), blend_mode: tiny_skia::BlendMode::SourceOver, quality: tiny_skia::FilterQuality::Bilinear };
-        self.pixmap.draw_pixmap(0, 0, bitmap.as_ref(), &paint, place, None);
+        self.pixmap.draw_pixmap(0, 0, bitmap.as_ref(), &paint, at, None);
     }
 
     /// A straight line, dashed when `dash` is given (dash and gap lengths).

@@ -69,9 +69,9 @@ impl Relation {
     }
 
     /// Whether the scene can show its idea with real objects in place of shapes (not yet the
-    /// ones that cut, mirror or nest outlines).
+    /// ones that cut or nest outlines).
     pub fn draws_objects(self) -> bool {
-        !matches!(self, Relation::Splitting | Relation::MirrorSymmetry | Relation::ConcentricNesting)
+        !matches!(self, Relation::Splitting | Relation::ConcentricNesting)
     }
 
     /// Whether the scene may be turned by quarter turns without changing the idea (a stack
@@ -376,10 +376,8 @@ pub fn draw(relation: Relation, look: &Look, canvas: &mut Canvas, rng: &mut impl
                 let centre = if vertical_axis { (x, y) } else { (y, x) };
                 let shape = if rng.random_bool(0.7) { look.shape } else { look.other_shape };
                 let o = look.object(shape, centre, r, rng.random_range(0.0..360.0), *colours.choose(rng).expect("non-empty"));
-                let points = o.points();
-                let mirrored: Vec<Pt> = points.iter().map(|&(x, y)| if vertical_axis { (SCENE - x, y) } else { (x, SCENE - y) }).collect();
-                canvas.polygon(&points, o.colour, 1.0, o.style);
-                canvas.polygon(&mirrored, o.colour, 1.0, o.style);
+                canvas.object(&o);
+                canvas.object_reflected(&o, vertical_axis);
             }
             if rng.random_bool(0.5) {
                 let (from, to) = if vertical_axis { ((SCENE / 2.0, 8.0), (SCENE / 2.0, SCENE - 8.0)) } else { ((8.0, SCENE / 2.0), (SCENE - 8.0, SCENE / 2.0)) };
