@@ -418,31 +418,45 @@ pub fn bench_relational(data: &Path, split: crate::scenes::Split, encoders: &[St
 }
 
 /// `relsim bench scenes`: generation speed, scenes written as PNG files per second, on all
-/// cores beside one core (the baseline), and rendering alone on one core.
-pub fn bench_scenes(count: usize, size: u32) -> anyhow::Result<()> {
-    use crate::scenes::generate::{generate, render, SceneSpec};
+/// cores beside one core (the baseline), and rendering alone on one core, per family too.
+pub fn bench_scenes(count: usize, set: &crate::scenes::generate::SceneSet) -> anyhow::Result<()> {
+    use crate::scenes::generate::{generate, render};
     let dir = std::env::temp_dir().join(format!("relsim-bench-scenes-{}", std::process::id()));
     let run = |threads: usize| -> anyhow::Result<f64> {
         let _ = std::fs::remove_dir_all(&dir);
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
         let started = Instant::now();
-        pool.install(|| generate(&dir, count, 1, size, 0.0, &|| ()))?;
+        pool.install(|| generate(&dir, count, set, &|| ()))?;
         Ok(count as f64 / started.elapsed().as_secs_f64())
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let one = run(1)?;
     let all = run(cores)?;
     let _ = std::fs::remove_dir_all(&dir);
+    let relations = set.families.relations();
+    let mut per_family = vec![0.0f64; relations.len()];
     let started = Instant::now();
     for index in 0..count {
-        let (spec, mut rng) = SceneSpec::sample(1, index);
-        std::hint::black_box(render(&spec, &mut rng, size));
+        let (spec, mut rng) = set.spec(index);
+        let drawn = Instant::now();
+        std::hint::black_box(render(&spec, &mut rng, set.size));
+        per_family[index % relations.len()] += drawn.elapsed().as_secs_f64();
     }
     let render_only = count as f64 / started.elapsed().as_secs_f64();
-    println!("scene generation, {count} scenes of {size}x{size}, written as PNG:");
+    let size = set.size;
+    println!(
+        "scene generation, {count} scenes of {size}x{size} ({} families, real objects in {:.0}% where the idea allows), written as PNG:",
+        set.families.name(),
+        set.objects * 100.0
+    );
     println!("  {cores} threads: {all:8.1} images/s  ({:.2}x the 1-thread baseline)", all / one);
     println!("  1 thread:  {one:8.1} images/s");
     println!("  rendering only, 1 thread: {render_only:8.1} images/s");
+    let per_scene = count as f64 / relations.len() as f64;
+    let mut slowest: Vec<(f64, &str)> = per_family.iter().zip(relations).map(|(t, r)| (per_scene / t.max(1e-9), r.name())).collect();
+    slowest.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let list: Vec<String> = slowest.iter().take(3).map(|(rate, name)| format!("{name} {rate:.0}/s")).collect();
+    println!("  slowest families to render, 1 thread: {}", list.join(", "));
     Ok(())
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use relsim_companion::scenes::appearance::{BackgroundStyle, Shape, Style, PALETTES};
-use relsim_companion::scenes::generate::{read_records, render, Record, SceneSpec, Split};
+use relsim_companion::scenes::generate::{read_records, render, Families, Record, SceneSet, SceneSpec, Split};
 use relsim_companion::scenes::relations::{Look, Relation};
 
 fn relsim() -> Command {
@@ -28,8 +28,12 @@ fn generate(out: &Path, count: usize, seed: u64, threads: usize) {
 }
 
 fn generate_with_objects(out: &Path, count: usize, seed: u64, threads: usize, objects: f64) {
+    generate_families(out, count, seed, threads, objects, "classic")
+}
+
+fn generate_families(out: &Path, count: usize, seed: u64, threads: usize, objects: f64, families: &str) {
     let status = relsim()
-        .args(["scenes", "generate", "--count", &count.to_string(), "--seed", &seed.to_string(), "--objects", &objects.to_string(), "--out"])
+        .args(["scenes", "generate", "--count", &count.to_string(), "--seed", &seed.to_string(), "--objects", &objects.to_string(), "--families", families, "--out"])
         .arg(out)
         .env("RAYON_NUM_THREADS", threads.to_string())
         .status()
@@ -58,9 +62,9 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
 fn the_same_seed_gives_byte_identical_files_on_any_number_of_threads() {
     let (a, b, c) = (temp_dir("det-a"), temp_dir("det-b"), temp_dir("det-c"));
     // Half the scenes draw real objects: glyph decoding and tinting must not depend on threads.
-    generate_with_objects(&a, 42, 7, 1, 0.5);
-    generate_with_objects(&b, 42, 7, 2, 0.5);
-    generate_with_objects(&c, 42, 8, 2, 0.5);
+    generate_families(&a, 42, 7, 1, 0.5, "all");
+    generate_families(&b, 42, 7, 2, 0.5, "all");
+    generate_families(&c, 42, 8, 2, 0.5, "all");
     let (fa, fb, fc) = (files(&a), files(&b), files(&c));
     // 42 images (content-addressed, so distinct scenes give distinct names), data.jsonl, captions.json.
     assert_eq!(fa.len(), 44, "{:?}", fa.keys().collect::<Vec<_>>());
@@ -101,12 +105,22 @@ fn splits_are_disjoint_in_appearance_and_balanced_in_relations() {
     for split in [Split::Train, Split::Val] {
         assert!(specs.iter().filter(|s| s.split == split).all(|s| s.background != BackgroundStyle::TEST_ONLY), "{split:?} shows the test-only background");
     }
-    for relation in Relation::ALL {
+    for relation in Relation::CLASSIC {
         let in_test = specs.iter().filter(|s| s.split == Split::Test && s.relation == relation);
         assert!(in_test.clone().any(|s| s.background == BackgroundStyle::TEST_ONLY), "{relation:?} never shows the test-only background");
         let per_split: Vec<usize> = [Split::Train, Split::Val, Split::Test].iter().map(|&sp| specs.iter().filter(|s| s.split == sp && s.relation == relation).count()).collect();
         assert_eq!(per_split, vec![240, 30, 30], "{relation:?} per split");
     }
+    // With every family the cycle is longer, and each family is balanced the same way.
+    let all = SceneSet { families: Families::All, ..SceneSet::classic(3) };
+    let specs: Vec<SceneSpec> = (0..Relation::ALL.len() * 100).map(|i| all.spec(i).0).collect();
+    for relation in Relation::ALL {
+        let per_split: Vec<usize> = [Split::Train, Split::Val, Split::Test].iter().map(|&sp| specs.iter().filter(|s| s.split == sp && s.relation == relation).count()).collect();
+        assert_eq!(per_split, vec![80, 10, 10], "{relation:?} per split");
+    }
+    // The classic families' scenes are exactly today's: the same specs and pixels, whatever
+    // else the set holds.
+    assert_eq!(Relation::ALL[..Relation::CLASSIC.len()], Relation::CLASSIC);
     // The written files agree: no image is in two splits.
     let dir = temp_dir("splits");
     generate(&dir, 14 * 10, 3, 2);
@@ -159,9 +173,10 @@ fn captions_are_anonymous_and_the_evaluation_paraphrase_stays_out_of_training() 
             assert!(all.insert(caption.to_string()), "`{caption}` is used by two relations");
         }
     }
+    assert!(Relation::ALL.len() >= 30, "{} families", Relation::ALL.len());
     // In a written set, no training row carries an evaluation caption.
     let dir = temp_dir("captions");
-    generate(&dir, 14 * 4, 1, 2);
+    generate_families(&dir, Relation::ALL.len() * 4, 1, 2, 0.0, "all");
     let records: Vec<Record> = read_records(&dir, Some(Split::Train)).unwrap();
     assert!(!records.is_empty());
     let evaluation: HashSet<&str> = Relation::ALL.iter().map(|r| r.evaluation_caption()).collect();
@@ -215,10 +230,11 @@ fn the_contact_sheet_is_a_labelled_grid() {
     let status = relsim().args(["scenes", "sheet", "--per-relation", "3", "--cell", "64", "--out"]).arg(&out).status().unwrap();
     assert!(status.success());
     let sheet = image::open(&out).unwrap().to_rgb8();
-    // A label column of 320 px, then 3 cells of 64 px with 4 px gaps; 14 rows.
-    assert_eq!((sheet.width(), sheet.height()), (320 + 3 * 68 + 4, 14 * 68 + 4));
+    // A label column of 320 px, then 3 cells of 64 px with 4 px gaps; a row per family.
+    let rows = Relation::ALL.len() as u32;
+    assert_eq!((sheet.width(), sheet.height()), (320 + 3 * 68 + 4, rows * 68 + 4));
     // The label column has dark text pixels in every row.
-    for row in 0..14u32 {
+    for row in 0..rows {
         let y0 = 4 + row * 68;
         let dark = (y0..y0 + 64).flat_map(|y| (0..320).map(move |x| (x, y))).filter(|&(x, y)| sheet.get_pixel(x, y).0[0] < 100).count();
         assert!(dark > 50, "row {row} has no label");
@@ -284,7 +300,8 @@ fn the_relational_benchmark_reports_every_baseline_and_plugs_in_the_qwen_encoder
 #[test]
 fn object_scenes_record_their_things_and_hold_categories_out_of_training() {
     use relsim_companion::scenes::objects::{self, Category};
-    let specs: Vec<SceneSpec> = (0..14 * 300).map(|i| SceneSpec::sample_with_objects(3, i, 1.0).0).collect();
+    let all = SceneSet { families: Families::All, objects: 1.0, ..SceneSet::classic(3) };
+    let specs: Vec<SceneSpec> = (0..Relation::ALL.len() * 150).map(|i| all.spec(i).0).collect();
     for spec in &specs {
         let a = spec.attributes();
         if spec.relation.draws_objects() {
@@ -303,6 +320,14 @@ fn object_scenes_record_their_things_and_hold_categories_out_of_training() {
     assert!(categories(Split::Test).is_superset(&held_out), "the test split draws every held-out category");
     assert!(categories(Split::Train).len() >= 12, "training draws {} categories", categories(Split::Train).len());
     // Objects come from a stream of their own: without them a scene is exactly the shape scene.
+    let shapes = SceneSet { objects: 0.0, ..all };
+    for i in 0..Relation::ALL.len() * 2 {
+        let ((plain, mut a), (none, mut b)) = (shapes.spec(i), SceneSet { objects: 1.0, ..shapes }.spec(i));
+        if plain.relation.draws_objects() {
+            let (shapes, things) = (render(&plain, &mut a, 64), render(&none, &mut b, 64));
+            assert_ne!(shapes, things, "{:?}: real objects change the picture", plain.relation);
+        }
+    }
     for i in 0..28 {
         let ((plain, mut a), (none, mut b)) = (SceneSpec::sample(5, i), SceneSpec::sample_with_objects(5, i, 0.0));
         assert_eq!(render(&plain, &mut a, 64), render(&none, &mut b, 64));

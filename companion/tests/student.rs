@@ -43,7 +43,7 @@ fn distill_writes_a_student_its_teacher_and_a_report() {
     use relsim_shared::image::lite::LiteConfig;
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("scenes");
-    relsim_companion::scenes::generate::generate(&data, 280, 5, 64, 0.0, &|| ()).unwrap();
+    relsim_companion::scenes::generate::generate(&data, 280, &relsim_companion::scenes::generate::SceneSet { size: 64, ..relsim_companion::scenes::generate::SceneSet::classic(5) }, &|| ()).unwrap();
     let tiny = LiteConfig::new().with_image_size(16).with_patch_size(4).with_hidden(16).with_layers(1).with_heads(2);
     let options = DistillOptions {
         data: data.clone(),

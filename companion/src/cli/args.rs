@@ -10,6 +10,7 @@ use crate::backend::{BackendKind, Precision};
 use crate::bench::TextCorpus;
 use crate::encoders::EncoderOptions;
 use crate::paths;
+use crate::scenes::generate::Families;
 use crate::scenes::Split;
 use crate::train::{Augment, Positives, Preset};
 
@@ -63,6 +64,12 @@ pub const TEXT_CORPORA: Choices<TextCorpus> = &[
 
 /// `--split`.
 pub const SPLITS: Choices<Split> = &[("train", Split::Train, ""), ("val", Split::Val, ""), ("test", Split::Test, "")];
+
+/// `relsim scenes --families`.
+pub const FAMILIES: Choices<Families> = &[
+    ("classic", Families::Classic, "the first 14 families, their scenes exactly as before"),
+    ("all", Families::All, "all 30 families, those about structure too"),
+];
 
 /// `relsim train --positives`.
 pub const POSITIVES: Choices<Positives> = &[

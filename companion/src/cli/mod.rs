@@ -17,8 +17,9 @@ use relsim_shared::image::preprocess::{decode_rgb, ImageBackend};
 use crate::backend::BackendKind;
 use crate::encoders::{EncoderOptions, BASELINES};
 use crate::paths;
+use crate::scenes::generate::{Families, SceneSet};
 use crate::scenes::Split;
-use args::{one_of, BackendChoice, EncoderArgs, IndexArgs, BACKENDS, PRECISIONS, SPLITS};
+use args::{one_of, BackendChoice, EncoderArgs, IndexArgs, BACKENDS, FAMILIES, PRECISIONS, SPLITS};
 use distill::DistillArgs;
 use train::TrainArgs;
 
@@ -176,6 +177,9 @@ pub enum ScenesCommand {
         /// where the idea allows; needs Noto Color Emoji (installed by `cargo xtask setup`).
         #[arg(long, default_value_t = 0.0)]
         objects: f64,
+        /// Which relation families the scenes cycle through.
+        #[arg(long, value_parser = one_of(FAMILIES), default_value = "classic")]
+        families: Families,
     },
     /// Write a contact sheet PNG: one row per relation, labelled, a few scenes each.
     Sheet {
@@ -197,6 +201,9 @@ pub enum ScenesCommand {
         /// Fraction of the scenes that draw real objects, as for `generate`.
         #[arg(long, default_value_t = 0.0)]
         objects: f64,
+        /// Which relation families to show, one row each.
+        #[arg(long, value_parser = one_of(FAMILIES), default_value = "all")]
+        families: Families,
     },
 }
 
@@ -264,6 +271,12 @@ pub enum BenchCommand {
         /// Image side in pixels.
         #[arg(long, default_value_t = crate::scenes::generate::DEFAULT_SIZE)]
         size: u32,
+        /// Fraction of the scenes that draw real objects where the idea allows.
+        #[arg(long, default_value_t = 1.0)]
+        objects: f64,
+        /// Which relation families the scenes cycle through.
+        #[arg(long, value_parser = one_of(FAMILIES), default_value = "all")]
+        families: Families,
     },
     /// Peak memory while loading a synthetic Qwen2.5-VL checkpoint (7B widths, >= 2 GB, real layout).
     Load {
@@ -435,10 +448,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Scenes { which: ScenesCommand::Generate { out, count, seed, size, objects } } => {
+        Command::Scenes { which: ScenesCommand::Generate { out, count, seed, size, objects, families } } => {
             let bar = progress_bar(count as u64, "scenes");
             let started = std::time::Instant::now();
-            let records = crate::scenes::generate::generate(&out, count, seed, size, objects, &|| bar.inc(1))?;
+            let set = SceneSet { seed, families, objects, size };
+            let records = crate::scenes::generate::generate(&out, count, &set, &|| bar.inc(1))?;
             bar.finish_and_clear();
             let per_split = |s: Split| records.iter().filter(|r| r.split == s).count();
             eprintln!(
@@ -452,13 +466,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Scenes { which: ScenesCommand::Sheet { out, seed, per_relation, split, cell, objects } } => {
+        Command::Scenes { which: ScenesCommand::Sheet { out, seed, per_relation, split, cell, objects, families } } => {
             anyhow::ensure!(cell >= 32, "--cell {cell} is too small: scenes need at least 32 pixels");
             anyhow::ensure!((0.0..=1.0).contains(&objects), "--objects {objects} is not a fraction between 0 and 1");
             if objects > 0.0 {
                 crate::scenes::objects::Glyphs::shared()?;
             }
-            let sheet = crate::scenes::generate::contact_sheet(seed, per_relation.max(1), split, cell, objects);
+            let sheet = crate::scenes::generate::contact_sheet(&SceneSet { seed, families, objects, size: cell }, per_relation.max(1), split);
             sheet.save(&out).with_context(|| format!("writing {}", out.display()))?;
             eprintln!("wrote {} ({}x{})", out.display(), sheet.width(), sheet.height());
             Ok(())
@@ -475,7 +489,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             crate::server::loadtest::run(crate::server::loadtest::LoadTest { clients, seconds, images, minilm_dir, encoder: encoder.into() })
         }
         Command::Bench { which: BenchCommand::Search { vectors, dim, queries, k, dir } } => crate::bench::bench_search(vectors, dim, queries, k, &dir),
-        Command::Bench { which: BenchCommand::Scenes { count, size } } => crate::bench::bench_scenes(count, size),
+        Command::Bench { which: BenchCommand::Scenes { count, size, objects, families } } => crate::bench::bench_scenes(count, &SceneSet { seed: 1, families, objects, size }),
         Command::Train(args) => train::run_train(args),
         Command::Distill(args) => distill::run_distill(args),
         Command::Eval { checkpoint, data, split, minilm_dir, image_backend } => crate::train::eval::run_eval(&checkpoint, &data, split, &minilm_dir, image_backend),

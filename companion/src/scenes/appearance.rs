@@ -423,6 +423,40 @@ impl Canvas {
         self.pixmap.draw_pixmap(0, 0, bitmap.as_ref(), &paint, at, None);
     }
 
+    /// Draws what `draw` paints, kept only inside the circle at `centre` of `radius` (scene
+    /// units): a magnifier's inset.
+    pub fn clipped_to_circle(&mut self, centre: Pt, radius: f32, draw: impl FnOnce(&mut Canvas)) {
+        if let Some(circle) = PathBuilder::from_circle(centre.0, centre.1, radius) {
+            self.clipped_to(&circle, draw);
+        }
+    }
+
+    /// Draws what `draw` paints, kept only inside the polygon `points` (scene units): a piece
+    /// of something cut apart.
+    pub fn clipped_to_polygon(&mut self, points: &[Pt], draw: impl FnOnce(&mut Canvas)) {
+        let mut pb = PathBuilder::new();
+        let Some((first, rest)) = points.split_first() else { return };
+        pb.move_to(first.0, first.1);
+        for p in rest {
+            pb.line_to(p.0, p.1);
+        }
+        pb.close();
+        if let Some(path) = pb.finish() {
+            self.clipped_to(&path, draw);
+        }
+    }
+
+    fn clipped_to(&mut self, clip: &tiny_skia::Path, draw: impl FnOnce(&mut Canvas)) {
+        let (w, h) = (self.pixmap.width(), self.pixmap.height());
+        let (Some(pixmap), Some(mut mask)) = (Pixmap::new(w, h), tiny_skia::Mask::new(w, h)) else {
+            return;
+        };
+        let mut layer = Canvas { pixmap, scale: self.scale, frame: self.frame };
+        draw(&mut layer);
+        mask.fill_path(clip, FillRule::Winding, true, self.transform());
+        self.pixmap.draw_pixmap(0, 0, layer.pixmap.as_ref(), &tiny_skia::PixmapPaint::default(), Transform::identity(), Some(&mask));
+    }
+
     /// A straight line, dashed when `dash` is given (dash and gap lengths).
     pub fn line(&mut self, from: Pt, to: Pt, rgb: Rgb, alpha: f32, width: f32, dash: Option<(f32, f32)>) {
         let mut pb = PathBuilder::new();

@@ -124,11 +124,88 @@ fn scene_rng(seed: u64, index: usize) -> ChaCha8Rng {
     rng
 }
 
+/// Which relation families a scene set cycles through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Families {
+    /// The fourteen families of the first scene sets: their scenes are exactly as they were.
+    Classic,
+    /// Every family, those about structure too.
+    All,
+}
+
+impl Families {
+    /// The families, in the order scenes cycle through them.
+    pub fn relations(self) -> &'static [Relation] {
+        match self {
+            Families::Classic => &Relation::CLASSIC,
+            Families::All => &Relation::ALL,
+        }
+    }
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Families::Classic => "classic",
+            Families::All => "all",
+        }
+    }
+}
+
+/// What decides every scene of a set but its index.
+#[derive(Debug, Clone, Copy)]
+pub struct SceneSet {
+    pub seed: u64,
+    pub families: Families,
+    /// The fraction of the scenes whose idea allows it that draw real objects instead of shapes.
+    pub objects: f64,
+    /// Image side in pixels.
+    pub size: u32,
+}
+
+impl SceneSet {
+    /// Today's first scene sets: the classic families, shapes only, at the default size.
+    pub fn classic(seed: u64) -> SceneSet {
+        SceneSet { seed, families: Families::Classic, objects: 0.0, size: DEFAULT_SIZE }
+    }
+
+    /// Scene `index` of the set and the stream to draw it with.
+    pub fn spec(&self, index: usize) -> (SceneSpec, ChaCha8Rng) {
+        let relations = self.families.relations();
+        let relation = relations[index % relations.len()];
+        let split = split_of_block(index / relations.len());
+        let (mut spec, rng) = SceneSpec::sample_look(self.seed, index, relation, split);
+        if self.objects > 0.0 && spec.relation.draws_objects() {
+            let mut pick = scene_rng(self.seed ^ OBJECT_STREAM, index);
+            if pick.random_bool(self.objects.min(1.0)) {
+                let categories = spec.split.categories();
+                let category = *categories.choose(&mut pick).expect("every split has categories");
+                let main = *objects_of(category).choose(&mut pick).expect("every category has objects");
+                // The second object is another thing of the same kind: the odd one out differs
+                // in what it is, not in what kind of thing it is.
+                let others: Vec<usize> = objects_of(category).into_iter().filter(|&i| i != main).collect();
+                let other = *others.choose(&mut pick).expect("every category has two objects");
+                spec.look.objects = Some(RealObjects { main, other });
+            }
+        }
+        (spec, rng)
+    }
+}
+
 impl SceneSpec {
-    /// Samples scene `index` of the set with `seed`; returns it and the stream to draw it with.
+    /// Samples scene `index` of the classic set with `seed`; returns it and the stream to draw it with.
     pub fn sample(seed: u64, index: usize) -> (SceneSpec, ChaCha8Rng) {
-        let relation = Relation::ALL[index % Relation::ALL.len()];
-        let split = split_of_block(index / Relation::ALL.len());
+        SceneSet::classic(seed).spec(index)
+    }
+
+    /// Like [`SceneSpec::sample`], but a fraction `objects` of the scenes whose idea can be
+    /// drawn with things draw real objects (of the split's categories) instead of shapes. The
+    /// choice comes from a stream of its own: the rest of the scene is the same as with shapes.
+    pub fn sample_with_objects(seed: u64, index: usize, objects: f64) -> (SceneSpec, ChaCha8Rng) {
+        SceneSet { objects, ..SceneSet::classic(seed) }.spec(index)
+    }
+
+    /// The look of scene `index` showing `relation` in `split`, drawn from the scene's stream.
+    fn sample_look(seed: u64, index: usize, relation: Relation, split: Split) -> (SceneSpec, ChaCha8Rng) {
         let mut rng = scene_rng(seed, index);
         let combos: Vec<(Shape, usize)> = Shape::ALL
             .into_iter()
@@ -156,27 +233,6 @@ impl SceneSpec {
         (SceneSpec { index, relation, split, look, background, caption }, rng)
     }
 
-    /// Like [`SceneSpec::sample`], but a fraction `objects` of the scenes whose idea can be
-    /// drawn with things draw real objects (of the split's categories) instead of shapes. The
-    /// choice comes from a stream of its own: the rest of the scene is the same as with shapes.
-    pub fn sample_with_objects(seed: u64, index: usize, objects: f64) -> (SceneSpec, ChaCha8Rng) {
-        let (mut spec, rng) = SceneSpec::sample(seed, index);
-        if objects > 0.0 && spec.relation.draws_objects() {
-            let mut pick = scene_rng(seed ^ OBJECT_STREAM, index);
-            if pick.random_bool(objects.min(1.0)) {
-                let categories = spec.split.categories();
-                let category = *categories.choose(&mut pick).expect("every split has categories");
-                let main = *objects_of(category).choose(&mut pick).expect("every category has objects");
-                // The second object is another thing of the same kind: the odd one out differs
-                // in what it is, not in what kind of thing it is.
-                let others: Vec<usize> = objects_of(category).into_iter().filter(|&i| i != main).collect();
-                let other = *others.choose(&mut pick).expect("every category has two objects");
-                spec.look.objects = Some(RealObjects { main, other });
-            }
-        }
-        (spec, rng)
-    }
-
     /// The attributes as written to `data.jsonl`.
     pub fn attributes(&self) -> Attributes {
         Attributes {
@@ -199,7 +255,7 @@ impl SceneSpec {
 pub fn sample_split(seed: u64, blocks: usize, split: Split, size: u32) -> (Vec<RgbImage>, Vec<Record>) {
     let mut images = Vec::new();
     let mut records = Vec::new();
-    for index in (0..blocks * 10 * Relation::ALL.len()).filter(|i| SceneSpec::sample(seed, *i).0.split == split) {
+    for index in (0..blocks * 10 * Relation::CLASSIC.len()).filter(|i| SceneSpec::sample(seed, *i).0.split == split) {
         let (spec, mut rng) = SceneSpec::sample(seed, index);
         images.push(render(&spec, &mut rng, size));
         records.push(Record {
@@ -238,10 +294,10 @@ pub fn image_hash(png: &[u8]) -> String {
     hash
 }
 
-/// Renders, encodes and names scene `index`.
-pub fn make_scene(seed: u64, index: usize, size: u32, objects: f64) -> anyhow::Result<(Record, Vec<u8>)> {
-    let (spec, mut rng) = SceneSpec::sample_with_objects(seed, index, objects);
-    let png = encode_png(&render(&spec, &mut rng, size))?;
+/// Renders, encodes and names scene `index` of `set`.
+pub fn make_scene(set: &SceneSet, index: usize) -> anyhow::Result<(Record, Vec<u8>)> {
+    let (spec, mut rng) = set.spec(index);
+    let png = encode_png(&render(&spec, &mut rng, set.size))?;
     let record = Record {
         image_hash: image_hash(&png),
         caption: spec.caption.into(),
@@ -260,9 +316,10 @@ pub struct CaptionBank {
     pub evaluation: String,
 }
 
-/// All relations' captions.
-pub fn caption_bank() -> Vec<CaptionBank> {
-    Relation::ALL
+/// The captions of the relations of `families`.
+pub fn caption_bank(families: Families) -> Vec<CaptionBank> {
+    families
+        .relations()
         .iter()
         .map(|r| CaptionBank {
             relation: r.name().into(),
@@ -272,10 +329,10 @@ pub fn caption_bank() -> Vec<CaptionBank> {
         .collect()
 }
 
-/// Writes `count` scenes to `out`: `images/<hash>.png`, `data.jsonl`, `captions.json`.
-/// `progress` is called once per finished scene (from worker threads).
-/// A fraction `objects` of the scenes draw real objects ([`SceneSpec::sample_with_objects`]).
-pub fn generate(out: &Path, count: usize, seed: u64, size: u32, objects: f64, progress: &(dyn Fn() + Sync)) -> anyhow::Result<Vec<Record>> {
+/// Writes the first `count` scenes of `set` to `out`: `images/<hash>.png`, `data.jsonl`,
+/// `captions.json`. `progress` is called once per finished scene (from worker threads).
+pub fn generate(out: &Path, count: usize, set: &SceneSet, progress: &(dyn Fn() + Sync)) -> anyhow::Result<Vec<Record>> {
+    let SceneSet { size, objects, .. } = *set;
     anyhow::ensure!(size >= 32, "--size {size} is too small: scenes need at least 32 pixels");
     anyhow::ensure!((0.0..=1.0).contains(&objects), "--objects {objects} is not a fraction between 0 and 1");
     if objects > 0.0 {
@@ -287,7 +344,7 @@ pub fn generate(out: &Path, count: usize, seed: u64, size: u32, objects: f64, pr
     let records = (0..count)
         .into_par_iter()
         .map(|index| {
-            let (record, png) = make_scene(seed, index, size, objects)?;
+            let (record, png) = make_scene(set, index)?;
             let path = images.join(format!("{}.png", record.image_hash));
             std::fs::write(&path, &png).with_context(|| format!("writing {}", path.display()))?;
             progress();
@@ -301,7 +358,7 @@ pub fn generate(out: &Path, count: usize, seed: u64, size: u32, objects: f64, pr
     }
     // data.jsonl appears only when every image it names is on disk.
     write_atomically(&out.join("data.jsonl"), &jsonl)?;
-    write_atomically(&out.join("captions.json"), &serde_json::to_vec_pretty(&caption_bank())?)?;
+    write_atomically(&out.join("captions.json"), &serde_json::to_vec_pretty(&caption_bank(set.families))?)?;
     Ok(records)
 }
 
@@ -319,23 +376,25 @@ pub fn read_records(dir: &Path, split: Option<Split>) -> anyhow::Result<Vec<Reco
     Ok(records)
 }
 
-/// A contact sheet: one row per relation (its name on the left), `per_relation` scenes of
-/// `split` each, drawn `cell` pixels square.
-pub fn contact_sheet(seed: u64, per_relation: usize, split: Split, cell: u32, objects: f64) -> RgbImage {
+/// A contact sheet: one row per relation of `set` (its name on the left), `per_relation` scenes
+/// of `split` each, drawn `set.size` pixels square.
+pub fn contact_sheet(set: &SceneSet, per_relation: usize, split: Split) -> RgbImage {
+    let cell = set.size;
+    let families = set.families.relations();
     const LABEL_SCALE: u32 = 2;
     let label_width = 8 * LABEL_SCALE * 20;
     let pad = 4;
-    let rows = Relation::ALL.len() as u32;
+    let rows = families.len() as u32;
     let width = label_width + per_relation as u32 * (cell + pad) + pad;
     let height = rows * (cell + pad) + pad;
     let mut sheet = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
-    let relations = Relation::ALL.len();
-    for (row, relation) in Relation::ALL.iter().enumerate() {
+    let relations = families.len();
+    for (row, relation) in families.iter().enumerate() {
         let y = pad + row as u32 * (cell + pad);
         draw_label(&mut sheet, relation.name(), 6, y + cell / 2 - 4 * LABEL_SCALE, LABEL_SCALE);
         let indices = (0..).map(|block| block * relations + row).filter(|&i| split_of_block(i / relations) == split).take(per_relation);
         for (col, index) in indices.enumerate() {
-            let (spec, mut rng) = SceneSpec::sample_with_objects(seed, index, objects);
+            let (spec, mut rng) = set.spec(index);
             let scene = render(&spec, &mut rng, cell);
             image::imageops::replace(&mut sheet, &scene, i64::from(label_width + pad + col as u32 * (cell + pad)), i64::from(y));
         }

@@ -7,6 +7,7 @@ pub mod bench;
 pub mod generate;
 pub mod objects;
 pub mod relations;
+mod structures;
 
 pub use generate::{Record, Split};
 pub use relations::Relation;

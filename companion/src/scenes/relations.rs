@@ -27,11 +27,63 @@ pub enum Relation {
     AlternatingPattern,
     Containment,
     BeforeAfter,
+    Analogy,
+    RuleGrid,
+    RiseAndFall,
+    Grouping,
+    Path,
+    Occlusion,
+    PartWhole,
+    Balance,
+    DensityGradient,
+    Spiral,
+    Pairing,
+    Filling,
+    MotionTrail,
+    MissingOne,
+    SelfSimilarity,
+    Sorting,
 }
 
 impl Relation {
-    /// Every family, in a fixed order.
-    pub const ALL: [Relation; 14] = [
+    /// Every family, in a fixed order: the fourteen of the first scene sets, then the ones
+    /// about structure.
+    pub const ALL: [Relation; 30] = [
+        Relation::SizeProgression,
+        Relation::OddOneOut,
+        Relation::CompositeShape,
+        Relation::MirrorSymmetry,
+        Relation::ConcentricNesting,
+        Relation::CountProgression,
+        Relation::ColourTransition,
+        Relation::RadialArrangement,
+        Relation::Stacking,
+        Relation::StepwiseRotation,
+        Relation::Splitting,
+        Relation::AlternatingPattern,
+        Relation::Containment,
+        Relation::BeforeAfter,
+        Relation::Analogy,
+        Relation::RuleGrid,
+        Relation::RiseAndFall,
+        Relation::Grouping,
+        Relation::Path,
+        Relation::Occlusion,
+        Relation::PartWhole,
+        Relation::Balance,
+        Relation::DensityGradient,
+        Relation::Spiral,
+        Relation::Pairing,
+        Relation::Filling,
+        Relation::MotionTrail,
+        Relation::MissingOne,
+        Relation::SelfSimilarity,
+        Relation::Sorting,
+    ];
+
+    /// The fourteen families of the first scene sets (`--families classic`), whose scenes stay
+    /// exactly as they were.
+    pub const CLASSIC: [Relation; 14] = [
         Relation::SizeProgression,
         Relation::OddOneOut,
         Relation::CompositeShape,
@@ -65,19 +117,35 @@ impl Relation {
             Relation::AlternatingPattern => "alternating_pattern",
             Relation::Containment => "containment",
             Relation::BeforeAfter => "before_after",
+            Relation::Analogy => "analogy",
+            Relation::RuleGrid => "rule_grid",
+            Relation::RiseAndFall => "rise_and_fall",
+            Relation::Grouping => "grouping",
+            Relation::Path => "path",
+            Relation::Occlusion => "occlusion",
+            Relation::PartWhole => "part_whole",
+            Relation::Balance => "balance",
+            Relation::DensityGradient => "density_gradient",
+            Relation::Spiral => "spiral",
+            Relation::Pairing => "pairing",
+            Relation::Filling => "filling",
+            Relation::MotionTrail => "motion_trail",
+            Relation::MissingOne => "missing_one",
+            Relation::SelfSimilarity => "self_similarity",
+            Relation::Sorting => "sorting",
         }
     }
 
-    /// Whether the scene can show its idea with real objects in place of shapes (not yet the
-    /// ones that cut or nest outlines).
+    /// Whether the scene can show its idea with real objects in place of shapes (not the
+    /// containers that fill up: their level is drawn inside an outline).
     pub fn draws_objects(self) -> bool {
-        !matches!(self, Relation::Splitting | Relation::ConcentricNesting)
+        self != Relation::Filling
     }
 
     /// Whether the scene may be turned by quarter turns without changing the idea (a stack
     /// stands on the ground).
     pub fn turnable(self) -> bool {
-        self != Relation::Stacking
+        !matches!(self, Relation::Stacking | Relation::Balance | Relation::Filling)
     }
 
     /// The family with this name.
@@ -195,6 +263,118 @@ impl Relation {
                 "from chaos to order with {subject}",
                 "{subject} before and after being organised",
             ],
+            Relation::Analogy => &[
+                "one change applied to two different {object}s: the first pair shows it, the second repeats it",
+                "{object} becomes its changed version, and another {object} changes in the same way",
+                "a visual analogy: as the first {object} is to its transformation, so the second is to its own",
+                "two pairs of panels where different {object}s undergo the same transformation",
+                "A is to B as C is to D, with {subject} changed the same way twice",
+            ],
+            Relation::RuleGrid => &[
+                "a grid of {object}s whose rows follow one rule and whose columns follow another",
+                "{object}s in an array where each row and each column changes in a regular way",
+                "a matrix of {object}s: moving along a row changes one property, moving down changes another",
+                "a three by three grid of {object}s governed by two rules",
+                "a puzzle grid where {subject} varies systematically across and down",
+            ],
+            Relation::RiseAndFall => &[
+                "{object}s that grow to a peak and then shrink again",
+                "a sequence of {object}s rising in size to a maximum, then falling",
+                "small, bigger, biggest, then smaller again: {object}s swelling and subsiding",
+                "{object}s whose size climbs toward the peak and declines after it",
+                "the rise and decline of {subject}, growing then decaying",
+            ],
+            Relation::Grouping => &[
+                "mixed {object}s sorted into separate groups by kind",
+                "like {object}s gathered together, each kind in its own cluster",
+                "{object}s divided into clusters so that each cluster holds only one kind",
+                "two or three groups of {object}s, similar ones kept together",
+                "{subject} organised into categories, each in its own pile",
+            ],
+            Relation::Path => &[
+                "{object}s laid out along a winding trail from one end to the other",
+                "a path of {object}s curving across the {scene}",
+                "a line of {object}s following a meandering route",
+                "{object}s placed one after another along a twisting track",
+                "a trail of {subject} marking the way along a curvy route",
+            ],
+            Relation::Occlusion => &[
+                "{object}s overlapping in layers, each partly hiding the one behind it",
+                "a fanned pile of {object}s, one in front of another",
+                "layered {object}s where the nearer ones cover part of the farther ones",
+                "{object}s placed on top of each other with an offset so that every layer peeks out",
+                "overlapping {subject}, the front one occluding the rest",
+            ],
+            Relation::PartWhole => &[
+                "a whole {object} beside an enlarged view of one of its parts",
+                "a close-up inset zooming in on a detail of the {object}",
+                "{object} with a magnified detail shown in a separate inset",
+                "the complete {object} and a zoomed-in fragment of it",
+                "part and whole: {subject} and a magnified piece of it",
+            ],
+            Relation::Balance => &[
+                "a balance tipping toward the side holding more {object}s",
+                "a seesaw weighed down by the heavier load of {object}s",
+                "two loads of {object}s on a beam that leans toward the larger pile",
+                "{object}s on a scale, the side with more sinking lower",
+                "a weighing beam unbalanced by uneven amounts of {subject}",
+            ],
+            Relation::DensityGradient => &[
+                "{object}s crowded together at one side and thinning out toward the other",
+                "a scatter of {object}s whose density fades from dense to sparse",
+                "many {object}s packed at one end, only a few at the far end",
+                "{object}s spreading out and becoming rarer across the {scene}",
+                "{subject} dispersing gradually, from a thick crowd to a scattered few",
+            ],
+            Relation::Spiral => &[
+                "{object}s winding outward along a spiral",
+                "a spiral of {object}s growing larger as it coils away from the centre",
+                "{object}s following a coiling path that turns around and around",
+                "a whorl of {object}s turning outward from the middle",
+                "{subject} arranged in an ever-widening swirl",
+            ],
+            Relation::Pairing => &[
+                "each {object} joined by a line to exactly one partner",
+                "two rows of {object}s matched one to one by connecting lines",
+                "{object}s paired up, every item linked to a counterpart",
+                "a matching exercise where lines connect {object}s in pairs",
+                "one-to-one correspondence between two sets of {subject}",
+            ],
+            Relation::Filling => &[
+                "the same {container} filled a little more at each step",
+                "{container}s whose content level rises from one to the next",
+                "a sequence of {container}s going from empty to full",
+                "{container}s showing stages of being filled up",
+                "{subject} filling gradually, level by level",
+            ],
+            Relation::MotionTrail => &[
+                "{object} in motion, leaving fading copies of itself behind",
+                "a moving {object} with a trail of ghostly earlier positions",
+                "the path of a travelling {object} shown by faint afterimages",
+                "successive snapshots of one {object} moving, the older ones paler",
+                "a motion trail of {subject} sweeping through the {scene}",
+            ],
+            Relation::MissingOne => &[
+                "a regular grid of {object}s with one place left empty",
+                "{object}s in neat rows where a single spot is missing",
+                "an orderly arrangement of {object}s with one gap",
+                "every slot holds a {object} except one",
+                "a pattern of {subject} with a piece missing",
+            ],
+            Relation::SelfSimilarity => &[
+                "{object}s branching into smaller copies of themselves, again and again",
+                "a fractal of {object}s: each one surrounded by smaller versions",
+                "{object}s repeated at ever smaller scales around each other",
+                "a self-similar figure built from {object}s at three sizes",
+                "{subject} repeating within itself like a fractal",
+            ],
+            Relation::Sorting => &[
+                "{object}s shuffled at first, then lined up in order of size",
+                "a jumbled row of {object}s and the same row sorted from small to large",
+                "unordered {object}s on one side, ranked by size on the other",
+                "sorting {object}s: the mixed sequence becomes an ordered one",
+                "{subject} rearranged from random order into ascending order",
+            ],
         }
     }
 }
@@ -229,7 +409,7 @@ pub struct RealObjects {
 }
 
 impl Look {
-    fn object(&self, shape: Shape, centre: Pt, radius: f32, rotation: f32, colour: Rgb) -> Object {
+    pub(super) fn object(&self, shape: Shape, centre: Pt, radius: f32, rotation: f32, colour: Rgb) -> Object {
         let style = match self.style {
             Style::Fill => Style::Fill,
             Style::Outline(w) => Style::Outline(w.min(radius * 0.3).max(1.0)),
@@ -242,7 +422,7 @@ impl Look {
         Object { shape, centre, radius, rotation, colour, alpha: 1.0, style, glyph }
     }
 
-    fn jittered(&self, p: Pt, rng: &mut impl Rng) -> Pt {
+    pub(super) fn jittered(&self, p: Pt, rng: &mut impl Rng) -> Pt {
         if self.jitter <= 0.0 {
             return p;
         }
@@ -252,14 +432,14 @@ impl Look {
 
 /// Where a sequence of stages runs.
 #[derive(Debug, Clone, Copy)]
-enum Direction {
+pub(super) enum Direction {
     Across,
     Down,
     Diagonal,
 }
 
 /// `n` evenly spaced centres along a line through the middle; returns them and the spacing.
-fn line_positions(n: usize, direction: Direction) -> (Vec<Pt>, f32) {
+pub(super) fn line_positions(n: usize, direction: Direction) -> (Vec<Pt>, f32) {
     let c = SCENE / 2.0;
     let span = match direction {
         Direction::Across | Direction::Down => 228.0,
@@ -284,7 +464,7 @@ fn line_positions(n: usize, direction: Direction) -> (Vec<Pt>, f32) {
     (points, perpendicular_room.min(spacing))
 }
 
-fn any_direction(rng: &mut impl Rng) -> Direction {
+pub(super) fn any_direction(rng: &mut impl Rng) -> Direction {
     *[Direction::Across, Direction::Across, Direction::Down, Direction::Diagonal].choose(rng).expect("non-empty")
 }
 
@@ -395,7 +575,14 @@ pub fn draw(relation: Relation, look: &Look, canvas: &mut Canvas, rng: &mut impl
                     (Style::Outline(_), _) | (_, 0) => p.main,
                     _ => p.second,
                 };
-                canvas.object(&look.object(look.shape, centre, r, look.tilt, colour));
+                let o = look.object(look.shape, centre, r, look.tilt, colour);
+                if o.glyph.is_some() && i > 0 {
+                    // Real objects nest like dolls: each sits on a clearing inside the last.
+                    let clearing = Object { shape: Shape::Circle, centre, radius: r * 0.92, rotation: 0.0, colour: p.background[0], alpha: 0.85, style: Style::Fill, glyph: None };
+                    canvas.object(&clearing);
+                    canvas.object(&Object { colour: p.second, alpha: 1.0, style: Style::Outline(2.0), ..clearing });
+                }
+                canvas.object(&o);
             }
         }
         Relation::CountProgression => {
@@ -499,7 +686,11 @@ pub fn draw(relation: Relation, look: &Look, canvas: &mut Canvas, rng: &mut impl
             let arrows = rng.random_bool(0.5);
             for (stage, &c) in centres.iter().enumerate() {
                 let o = look.object(look.shape, c, r, look.tilt, p.main);
-                let whole = o.points();
+                // A real object is cut as a picture: the pieces are the square around it.
+                let whole = match o.glyph {
+                    Some(_) => vec![(c.0 - r, c.1 - r), (c.0 + r, c.1 - r), (c.0 + r, c.1 + r), (c.0 - r, c.1 + r)],
+                    None => o.points(),
+                };
                 let normals: Vec<Pt> = match (stage, stages) {
                     (0, _) => vec![],
                     (1, 3) => vec![(cut.cos(), cut.sin())],
@@ -521,7 +712,12 @@ pub fn draw(relation: Relation, look: &Look, canvas: &mut Canvas, rng: &mut impl
                 }
                 for (poly, shift) in pieces {
                     let moved: Vec<Pt> = poly.iter().map(|&(x, y)| (x + shift.0, y + shift.1)).collect();
-                    canvas.polygon(&moved, o.colour, 1.0, o.style);
+                    if o.glyph.is_some() {
+                        let piece = Object { centre: (c.0 + shift.0, c.1 + shift.1), ..o };
+                        canvas.clipped_to_polygon(&moved, |layer| layer.object(&piece));
+                    } else {
+                        canvas.polygon(&moved, o.colour, 1.0, o.style);
+                    }
                 }
                 if arrows && stage + 1 < stages {
                     let next = centres[stage + 1];
@@ -622,6 +818,9 @@ pub fn draw(relation: Relation, look: &Look, canvas: &mut Canvas, rng: &mut impl
                 ((SCENE / 2.0, first.1 + ph + 4.0), (SCENE / 2.0, second.1 - 8.0))
             };
             canvas.arrow(a, b, p.accent);
+        }
+        structure => {
+            super::structures::draw(structure, look, canvas, rng);
         }
     }
 }

@@ -37,7 +37,7 @@ struct Outcome {
 pub fn run(test: LoadTest) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("relsim-loadtest-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    crate::scenes::generate::generate(&dir.join("scenes"), test.images, 3, 128, 0.0, &|| ())?;
+    crate::scenes::generate::generate(&dir.join("scenes"), test.images, &crate::scenes::generate::SceneSet { size: 128, ..crate::scenes::generate::SceneSet::classic(3) }, &|| ())?;
     let config = ServerConfig {
         addr: "127.0.0.1:0".parse()?,
         minilm_dir: test.minilm_dir.clone(),

@@ -32,8 +32,10 @@ pub fn run_eval(checkpoint: &Path, data: &Path, split: Split, minilm_dir: &Path,
         }
     };
     let metrics = evaluate(&embeddings, &set.records);
-    let training: Vec<(String, String)> = Relation::ALL.iter().flat_map(|r| r.training_captions().iter().map(move |c| (c.to_string(), r.name().to_string()))).collect();
-    let held_out: Vec<(String, String)> = Relation::ALL.iter().map(|r| (r.evaluation_caption().to_string(), r.name().to_string())).collect();
+    // Captions of the families the set shows: a family it lacks has no right answer.
+    let shown: Vec<Relation> = Relation::ALL.into_iter().filter(|r| set.records.iter().any(|rec| rec.relation == r.name())).collect();
+    let training: Vec<(String, String)> = shown.iter().flat_map(|r| r.training_captions().iter().map(move |c| (c.to_string(), r.name().to_string()))).collect();
+    let held_out: Vec<(String, String)> = shown.iter().map(|r| (r.evaluation_caption().to_string(), r.name().to_string())).collect();
     let texts: Vec<String> = training.iter().chain(&held_out).map(|(c, _)| c.clone()).collect();
     let vectors = caption_embeddings(&texts, minilm_dir, &data.join("caption-embeddings.json"))?;
     let pair = |list: &[(String, String)], offset: usize| -> Vec<(Vec<f32>, String)> { list.iter().enumerate().map(|(i, (_, r))| (vectors[offset + i].clone(), r.clone())).collect() };
