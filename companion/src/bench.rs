@@ -5,20 +5,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use serde::Deserialize;
 
 use crate::backend::BackendKind;
 use crate::stats::percentile;
-
-#[derive(Deserialize)]
-struct Reference {
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    text: String,
-}
 
 /// The built-in corpora of `relsim bench text`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,9 +30,7 @@ impl TextCorpus {
 
 /// The texts of a MiniLM parity fixture (reference.json): short captions to 256-token texts.
 fn parity_sentences(path: &Path) -> anyhow::Result<Vec<String>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let reference: Reference = serde_json::from_slice(&bytes).with_context(|| format!("parsing {}", path.display()))?;
-    Ok(reference.cases.into_iter().map(|c| c.text).collect())
+    Ok(relsim_shared::text::minilm::read_reference(path)?.into_iter().map(|c| c.text).collect())
 }
 
 /// A user's corpus: a JSON array of strings.
@@ -411,6 +398,7 @@ pub fn bench_relational(data: &Path, split: crate::scenes::Split, encoders: &[St
     }
     println!("relational retrieval: {} split of {}, {} images, {} relations", split.name(), data.display(), records.len(), relations.len());
     print!("{}", crate::scenes::bench::table(&rows));
+    print!("{}", crate::scenes::bench::breakdown_table(&rows));
     let doc = serde_json::json!({ "data": data.display().to_string(), "split": split.name(), "images": records.len(), "relations": relations.len(), "results": report });
     crate::files::write_atomically(json, &serde_json::to_vec_pretty(&doc)?)?;
     println!("report: {}", json.display());

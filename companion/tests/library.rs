@@ -19,7 +19,7 @@ fn model_id() -> String {
 /// A library of `count` scenes (64 px) in nested folders, plus files that are not images.
 fn library(dir: &Path, count: usize) -> PathBuf {
     let scenes = dir.join("scenes");
-    let out = relsim().args(["scenes", "generate", "--count", &count.to_string(), "--size", "64", "--out"]).arg(&scenes).output().unwrap();
+    let out = relsim().args(["scenes", "generate", "--families", "classic", "--objects", "0", "--count", &count.to_string(), "--size", "64", "--out"]).arg(&scenes).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lib = dir.join("library");
     let mut names: Vec<PathBuf> = std::fs::read_dir(scenes.join("images")).unwrap().map(|e| e.unwrap().path()).collect();

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use relsim_companion::encoders::{by_name, EncoderOptions, ImageEncoder, BASELINES};
 use relsim_companion::scenes::bench::{evaluate, text_to_image_precision, RetrievalMetrics};
-use relsim_companion::scenes::generate::{sample_split, Record, Split};
+use relsim_companion::scenes::generate::{sample_split, Record, SceneSet, Split};
 use relsim_companion::scenes::Relation;
 use relsim_shared::text::minilm::MiniLm;
 
@@ -25,7 +25,7 @@ fn options() -> EncoderOptions {
 
 /// Test-split scenes of a seed no training run used, drawn in memory (no files).
 fn test_scenes(seed: u64, blocks: usize) -> (Vec<image::RgbImage>, Vec<Record>) {
-    sample_split(seed, blocks, Split::Test, 256)
+    sample_split(&SceneSet::classic(seed), blocks, Split::Test)
 }
 
 fn metrics(encoder: &dyn ImageEncoder, images: &[image::RgbImage], records: &[Record]) -> (RetrievalMetrics, Vec<Vec<f32>>) {
@@ -92,3 +92,4 @@ const LITE_P1_MARGIN: f64 = 0.30;
 const LITE_TRAP_BOUND: f64 = 0.08;
 const TEXT_P10_TRAINING: f64 = 0.80;
 const TEXT_P10_HELD_OUT: f64 = 0.60;
+

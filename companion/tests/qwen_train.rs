@@ -43,7 +43,7 @@ fn qwen_tiny_training_lowers_the_loss_and_writes_a_peft_adapter() {
     // 92 scenes: 64 train, 14 val, 14 test; 64x64 at their own size (4x4 patches) keep a
     // debug-build test to a minute.
     let data = temp_dir("scenes");
-    let status = relsim().args(["scenes", "generate", "--count", "92", "--size", "64", "--seed", "7", "--out"]).arg(&data).status().unwrap();
+    let status = relsim().args(["scenes", "generate", "--families", "classic", "--objects", "0", "--count", "92", "--size", "64", "--seed", "7", "--out"]).arg(&data).status().unwrap();
     assert!(status.success());
     let run = temp_dir("run");
     let out = relsim()

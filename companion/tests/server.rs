@@ -108,7 +108,7 @@ impl Server {
 
 fn scenes(dir: &Path, count: usize) -> PathBuf {
     let out = Command::new(env!("CARGO_BIN_EXE_relsim"))
-        .args(["scenes", "generate", "--count", &count.to_string(), "--size", "96", "--out"])
+        .args(["scenes", "generate", "--families", "classic", "--objects", "0", "--count", &count.to_string(), "--size", "96", "--out"])
         .arg(dir)
         .output()
         .unwrap();

@@ -21,7 +21,7 @@ fn scenes() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = temp_dir("scenes");
-        let status = relsim().args(["scenes", "generate", "--count", "140", "--size", "64", "--seed", "4", "--out"]).arg(&dir).status().unwrap();
+        let status = relsim().args(["scenes", "generate", "--families", "classic", "--objects", "0", "--count", "140", "--size", "64", "--seed", "4", "--out"]).arg(&dir).status().unwrap();
         assert!(status.success());
         dir
     })

@@ -13,12 +13,11 @@ use burn::module::Param;
 use burn::nn::Linear;
 use burn::tensor::{backend::Backend, Distribution, Tensor, TensorData};
 use relsim_shared::attention::packed_self_attention_rows;
-use relsim_shared::text::minilm::MiniLm;
+use relsim_shared::text::minilm::{read_reference, MiniLm, ReferenceCase};
 use relsim_shared::vectors::max_abs_diff;
 use relsim_shared::wgsl::{self, Epilogue};
 use cubecl_runtime::config::cache::CacheConfig;
 use cubecl_runtime::config::{CubeClRuntimeConfig, RuntimeConfig};
-use serde::Deserialize;
 
 /// The wgpu device, with cubecl's autotune cache in a temporary folder (by default it writes
 /// under the crate's folder).
@@ -96,29 +95,16 @@ fn packed_attention_kernel_matches_the_cpu_rows() {
     assert!(wgsl::packed_self_attention(&on::<Gpu, 2>(&qkv, [tokens, 3 * hidden], &gpu), heads, &sentences[..2]).is_none());
 }
 
-#[derive(Deserialize)]
-struct Reference {
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    text: String,
-    input_ids: Vec<i64>,
-    embedding: Vec<f32>,
-}
-
 #[test]
 fn minilm_through_the_kernels_matches_sentence_transformers() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = std::env::var_os("RELSIM_MINILM_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("models/all-MiniLM-L6-v2"));
     let model = MiniLm::<Gpu>::from_dir(&dir, &gpu())
         .unwrap_or_else(|e| panic!("{e}\nthe MiniLM weights are fetched by `cargo xtask setup`"));
-    let reference: Reference =
-        serde_json::from_slice(&std::fs::read(root.join("tests/fixtures/minilm/reference.json")).unwrap()).unwrap();
+    let reference = read_reference(&root.join("tests/fixtures/minilm/reference.json")).unwrap();
     // Short queries as the page sends them, one at a time, and the longest input (256 tokens).
-    let mut cases: Vec<&Case> = reference.cases.iter().filter(|c| c.input_ids.len() <= 16).take(6).collect();
-    cases.extend(reference.cases.iter().filter(|c| c.input_ids.len() == 256).take(1));
+    let mut cases: Vec<&ReferenceCase> = reference.iter().filter(|c| c.input_ids.len() <= 16).take(6).collect();
+    cases.extend(reference.iter().filter(|c| c.input_ids.len() == 256).take(1));
     assert!(cases.len() >= 5);
     let before = wgsl::launches();
     for case in &cases {

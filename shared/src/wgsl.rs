@@ -47,7 +47,7 @@ pub enum Epilogue {
 /// One kernel: its WGSL and what makes it distinct (for the pipeline cache).
 struct Wgsl {
     source: String,
-    key: (&'static str, [usize; 3]),
+    key: (&'static str, [usize; 2]),
 }
 
 impl KernelSource for Wgsl {
@@ -131,7 +131,7 @@ pub fn linear<B: Backend>(layer: &Linear<B>, x: &Tensor<B, 2>, epilogue: Epilogu
         k4 = k / 4,
         n4 = n / 4,
     );
-    let kernel = Wgsl { source, key: (name, [k, n, 0]) };
+    let kernel = Wgsl { source, key: (name, [k, n]) };
     let count = [(n / 4).div_ceil(WORKGROUP as usize) as u32, m.div_ceil(4) as u32, 1];
     let mut inputs = vec![&x, &weight, &bias];
     inputs.extend(residual.as_ref());
@@ -167,7 +167,7 @@ pub fn packed_self_attention<B: Backend>(qkv: &Tensor<B, 2>, heads: usize, sente
         hidden4 = hidden / 4,
         scale = 1.0 / (head_dim as f32).sqrt(),
     );
-    let kernel = Wgsl { source, key: ("attention", [hidden, heads, 0]) };
+    let kernel = Wgsl { source, key: ("attention", [hidden, heads]) };
     let count = [(tokens * heads).div_ceil(WORKGROUP as usize) as u32, 1, 1];
     tensor(launch(kernel, count, &[&qkv], [tokens, hidden], &info))
 }

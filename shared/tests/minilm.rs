@@ -8,24 +8,11 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use burn::backend::ndarray::{NdArray, NdArrayDevice};
-use relsim_shared::text::minilm::{MiniLm, MiniLmFiles};
+use relsim_shared::text::minilm::{read_reference, MiniLm, MiniLmFiles, ReferenceCase};
 use relsim_shared::vectors::max_abs_diff;
 use relsim_shared::ModelError;
-use serde::Deserialize;
 
 type B = NdArray<f32>;
-
-#[derive(Deserialize)]
-struct Reference {
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    text: String,
-    input_ids: Vec<i64>,
-    embedding: Vec<f32>,
-}
 
 fn model_dir() -> PathBuf {
     std::env::var_os("RELSIM_MINILM_DIR")
@@ -33,12 +20,9 @@ fn model_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2"))
 }
 
-fn reference() -> &'static Reference {
-    static R: OnceLock<Reference> = OnceLock::new();
-    R.get_or_init(|| {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/minilm/reference.json");
-        serde_json::from_slice(&std::fs::read(&path).expect("reference.json")).expect("reference.json parses")
-    })
+fn reference() -> &'static [ReferenceCase] {
+    static R: OnceLock<Vec<ReferenceCase>> = OnceLock::new();
+    R.get_or_init(|| read_reference(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/minilm/reference.json")).expect("reference.json"))
 }
 
 fn model() -> &'static MiniLm<B> {
@@ -53,7 +37,7 @@ const TOLERANCE: f32 = 2e-5;
 
 #[test]
 fn reference_has_the_promised_coverage() {
-    let cases = &reference().cases;
+    let cases = reference();
     assert!(cases.len() >= 60, "{} cases", cases.len());
     assert!(cases.iter().any(|c| c.text.is_empty()));
     assert!(cases.iter().filter(|c| c.input_ids.len() == 256).count() >= 2, "two inputs must hit the 256-token limit");
@@ -61,7 +45,7 @@ fn reference_has_the_promised_coverage() {
 
 #[test]
 fn token_ids_match_sentence_transformers() {
-    for case in &reference().cases {
+    for case in reference() {
         let tokens = model().tokenize(&[case.text.as_str()]).unwrap();
         assert_eq!(tokens.ids, case.input_ids, "token ids of {:?}", case.text);
     }
@@ -73,7 +57,7 @@ fn flex_model() -> &'static MiniLm<burn::backend::Flex> {
 }
 
 fn check_batches(batch_size: usize, embed: &dyn Fn(&[&str]) -> Vec<Vec<f32>>) {
-    let cases = &reference().cases;
+    let cases = reference();
     let mut worst = 0.0f32;
     for chunk in cases.chunks(batch_size) {
         let texts: Vec<&str> = chunk.iter().map(|c| c.text.as_str()).collect();
@@ -107,7 +91,7 @@ fn flex_embeddings_match_sentence_transformers_at_batch_1_and_16() {
 
 #[test]
 fn a_sentence_does_not_depend_on_its_batch() {
-    let cases = &reference().cases;
+    let cases = reference();
     let long = cases.iter().find(|c| c.input_ids.len() == 256).unwrap().text.as_str();
     let alone = model().embed_vecs(&["A cat sits on the mat."]).unwrap().remove(0);
     let batched = model().embed_vecs(&[long, "A cat sits on the mat.", "", long]).unwrap();

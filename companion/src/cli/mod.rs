@@ -164,8 +164,8 @@ pub enum ScenesCommand {
         /// Output folder (created if missing).
         #[arg(long)]
         out: PathBuf,
-        /// Number of scenes (they cycle through the relations; 1 block in 10 is test, 1 val).
-        #[arg(long, default_value_t = 2800)]
+        /// Number of scenes (they cycle through the families; 1 block in 10 is test, 1 val).
+        #[arg(long, default_value_t = 3000)]
         count: usize,
         /// Random seed.
         #[arg(long, default_value_t = 0)]
@@ -175,10 +175,10 @@ pub enum ScenesCommand {
         size: u32,
         /// Fraction of the scenes that draw real objects (colour emoji) instead of shapes,
         /// where the idea allows; needs Noto Color Emoji (installed by `cargo xtask setup`).
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.6)]
         objects: f64,
         /// Which relation families the scenes cycle through.
-        #[arg(long, value_parser = one_of(FAMILIES), default_value = "classic")]
+        #[arg(long, value_parser = one_of(FAMILIES), default_value = "all")]
         families: Families,
     },
     /// Write a contact sheet PNG: one row per relation, labelled, a few scenes each.
@@ -199,7 +199,7 @@ pub enum ScenesCommand {
         #[arg(long, default_value_t = 128)]
         cell: u32,
         /// Fraction of the scenes that draw real objects, as for `generate`.
-        #[arg(long, default_value_t = 0.0)]
+        #[arg(long, default_value_t = 0.6)]
         objects: f64,
         /// Which relation families to show, one row each.
         #[arg(long, value_parser = one_of(FAMILIES), default_value = "all")]

@@ -22,6 +22,8 @@ pub struct RetrievalMetrics {
     pub attribute_trap_rate: f64,
     /// P@1 per relation.
     pub p_at_1_by_relation: BTreeMap<String, f64>,
+    /// P@1 per object category of the query (`shape` for shape scenes).
+    pub p_at_1_by_object_category: BTreeMap<String, f64>,
     /// Queries.
     pub queries: usize,
 }
@@ -66,17 +68,22 @@ pub fn evaluate(embeddings: &[Vec<f32>], records: &[Record]) -> RetrievalMetrics
         .collect();
     let mean = |f: &dyn Fn(&PerQuery) -> f64| if n == 0 { 0.0 } else { per_query.iter().map(f).sum::<f64>() / n as f64 };
     let mut by_relation: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut by_category: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for (record, pq) in records.iter().zip(&per_query) {
-        let e = by_relation.entry(record.relation.clone()).or_default();
-        e.0 += usize::from(pq.hit1);
-        e.1 += 1;
+        for (map, key) in [(&mut by_relation, &record.relation), (&mut by_category, &record.attributes.object_category)] {
+            let e = map.entry(key.clone()).or_default();
+            e.0 += usize::from(pq.hit1);
+            e.1 += 1;
+        }
     }
+    let rates = |map: BTreeMap<String, (usize, usize)>| map.into_iter().map(|(k, (h, t))| (k, h as f64 / t as f64)).collect();
     RetrievalMetrics {
         p_at_1: mean(&|p| f64::from(u8::from(p.hit1))),
         p_at_5: mean(&|p| p.p5),
         map: mean(&|p| p.ap),
         attribute_trap_rate: mean(&|p| f64::from(u8::from(p.trap))),
-        p_at_1_by_relation: by_relation.into_iter().map(|(k, (h, t))| (k, h as f64 / t as f64)).collect(),
+        p_at_1_by_relation: rates(by_relation),
+        p_at_1_by_object_category: rates(by_category),
         queries: n,
     }
 }
@@ -104,6 +111,33 @@ pub fn table(rows: &[(String, RetrievalMetrics)]) -> String {
     let mut out = format!("{:<20} {:>7} {:>7} {:>7} {:>7}\n", "encoder", "P@1", "P@5", "mAP", "trap");
     for (name, m) in rows {
         out += &format!("{:<20} {:>7.3} {:>7.3} {:>7.3} {:>7.3}\n", name, m.p_at_1, m.p_at_5, m.map, m.attribute_trap_rate);
+    }
+    out
+}
+
+/// P@1 per relation family (and per object category), one column per encoder.
+pub fn breakdown_table(rows: &[(String, RetrievalMetrics)]) -> String {
+    let Some((_, first)) = rows.first() else { return String::new() };
+    let mut out = format!("{:<22}", "P@1 by family");
+    for (name, _) in rows {
+        out += &format!(" {:>17}", name);
+    }
+    out.push('\n');
+    let line = |out: &mut String, key: &str, get: &dyn Fn(&RetrievalMetrics) -> Option<f64>| {
+        *out += &format!("{key:<22}");
+        for (_, m) in rows {
+            *out += &get(m).map_or(format!(" {:>17}", "-"), |v| format!(" {v:>17.3}"));
+        }
+        out.push('\n');
+    };
+    for family in first.p_at_1_by_relation.keys() {
+        line(&mut out, family, &|m| m.p_at_1_by_relation.get(family).copied());
+    }
+    if first.p_at_1_by_object_category.len() > 1 {
+        out += "P@1 by object category\n";
+        for category in first.p_at_1_by_object_category.keys() {
+            line(&mut out, category, &|m| m.p_at_1_by_object_category.get(category).copied());
+        }
     }
     out
 }
@@ -141,5 +175,8 @@ mod tests {
         assert!((m.p_at_5 - 1.0 / 3.0).abs() < 1e-12);
         assert_eq!(m.p_at_1_by_relation["r1"], 0.5);
         assert_eq!(m.p_at_1_by_relation["r2"], 0.0);
+        assert_eq!(m.p_at_1_by_object_category["shape"], 0.25);
+        let breakdown = breakdown_table(&[("a".into(), m.clone()), ("b".into(), m)]);
+        assert!(breakdown.lines().any(|l| l.starts_with("r1") && l.split_whitespace().skip(1).all(|v| v == "0.500")), "{breakdown}");
     }
 }

@@ -250,23 +250,27 @@ impl SceneSpec {
     }
 }
 
-/// The scenes of `split` among the first `blocks` blocks (ten per relation) of `seed`, drawn in
-/// memory at `size` pixels (no files): fresh evaluation sets for tests.
-pub fn sample_split(seed: u64, blocks: usize, split: Split, size: u32) -> (Vec<RgbImage>, Vec<Record>) {
-    let mut images = Vec::new();
-    let mut records = Vec::new();
-    for index in (0..blocks * 10 * Relation::CLASSIC.len()).filter(|i| SceneSpec::sample(seed, *i).0.split == split) {
-        let (spec, mut rng) = SceneSpec::sample(seed, index);
-        images.push(render(&spec, &mut rng, size));
-        records.push(Record {
-            image_hash: index.to_string(),
-            caption: spec.caption.to_string(),
-            relation: spec.relation.name().to_string(),
-            split: spec.split,
-            attributes: spec.attributes(),
-        });
-    }
-    (images, records)
+/// The scenes of `split` among the first `blocks` blocks (ten per family) of `set`, drawn in
+/// memory (no files): fresh evaluation sets for tests.
+pub fn sample_split(set: &SceneSet, blocks: usize, split: Split) -> (Vec<RgbImage>, Vec<Record>) {
+    let families = set.families.relations().len();
+    let indices: Vec<usize> = (0..blocks * 10 * families).filter(|i| split_of_block(i / families) == split).collect();
+    let scenes: Vec<(RgbImage, Record)> = indices
+        .into_par_iter()
+        .map(|index| {
+            let (spec, mut rng) = set.spec(index);
+            let image = render(&spec, &mut rng, set.size);
+            let record = Record {
+                image_hash: index.to_string(),
+                caption: spec.caption.to_string(),
+                relation: spec.relation.name().to_string(),
+                split: spec.split,
+                attributes: spec.attributes(),
+            };
+            (image, record)
+        })
+        .collect();
+    scenes.into_iter().unzip()
 }
 
 /// Draws a scene `size` pixels square.

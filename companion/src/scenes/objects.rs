@@ -214,8 +214,14 @@ impl Glyphs {
     /// The glyphs from the font at `RELSIM_EMOJI_FONT` or Debian's path, read once per process.
     pub fn shared() -> anyhow::Result<&'static Glyphs> {
         static GLYPHS: OnceLock<Result<Glyphs, String>> = OnceLock::new();
-        let font = std::env::var_os(FONT_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_FONT));
-        GLYPHS.get_or_init(|| Glyphs::load(&font).map_err(|e| format!("{e:#}"))).as_ref().map_err(|e| anyhow::anyhow!("{e}"))
+        // Called for every object drawn: the environment is read once, with the font.
+        GLYPHS
+            .get_or_init(|| {
+                let font = std::env::var_os(FONT_ENV).map(PathBuf::from).unwrap_or_else(|| PathBuf::from(DEFAULT_FONT));
+                Glyphs::load(&font).map_err(|e| format!("{e:#}"))
+            })
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
 

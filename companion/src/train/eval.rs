@@ -5,7 +5,7 @@ use std::path::Path;
 use relsim_shared::image::preprocess::ImageBackend;
 
 use crate::encoders::{EncoderOptions, ImageEncoder, LiteEncoder};
-use crate::scenes::bench::{evaluate, table, text_to_image_precision};
+use crate::scenes::bench::{breakdown_table, evaluate, table, text_to_image_precision};
 use crate::scenes::generate::Split;
 use crate::scenes::Relation;
 
@@ -43,6 +43,7 @@ pub fn run_eval(checkpoint: &Path, data: &Path, split: Split, minilm_dir: &Path,
     let p10_held_out = text_to_image_precision(&pair(&held_out, training.len()), &embeddings, &set.records, 10);
     println!("{name} ({}) on the {} split of {}: {} images", dir.display(), split.name(), data.display(), set.records.len());
     print!("{}", table(&[(name.to_string(), metrics.clone())]));
+    print!("{}", breakdown_table(&[(name.to_string(), metrics.clone())]));
     println!("caption→image P@10: training paraphrases {p10_train:.3}, held-out paraphrases {p10_held_out:.3}");
     let report = serde_json::json!({
         "model": dir.display().to_string(), "split": split.name(), "images": set.records.len(),

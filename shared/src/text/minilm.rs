@@ -31,6 +31,27 @@ pub const REQUIRED_FILES: [&str; 4] = [CONFIG_FILE, TOKENIZER_FILE, WEIGHTS_FILE
 /// sentence-transformers' limit for all-MiniLM-L6-v2 when `sentence_bert_config.json` is absent.
 pub const DEFAULT_MAX_SEQ_LENGTH: usize = 256;
 
+/// One input of the MiniLM parity fixture (`tests/fixtures/minilm/reference.json`, written by
+/// sentence-transformers): the text, its token ids and its embedding.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReferenceCase {
+    pub text: String,
+    pub input_ids: Vec<i64>,
+    pub embedding: Vec<f32>,
+}
+
+/// Reads the cases of a MiniLM parity fixture.
+pub fn read_reference(path: &std::path::Path) -> Result<Vec<ReferenceCase>> {
+    #[derive(Deserialize)]
+    struct Reference {
+        cases: Vec<ReferenceCase>,
+    }
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ModelError::Io { file: file.clone(), reason: e.to_string() })?;
+    let reference: Reference = serde_json::from_slice(&bytes).map_err(|e| ModelError::Invalid { file, reason: e.to_string() })?;
+    Ok(reference.cases)
+}
+
 /// The BERT hyper-parameters read from `config.json`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct BertConfig {
