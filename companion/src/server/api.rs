@@ -18,6 +18,7 @@ use relsim_shared::protocol::{
 };
 use serde::Deserialize;
 use tokio_stream::wrappers::WatchStream;
+use relsim_shared::vectors::weighted_sum;
 use tokio_stream::StreamExt;
 
 use super::error::Failure;
@@ -350,10 +351,9 @@ fn compose(state: &ApiState, catalog: &Catalog, parts: Vec<ComposePart>) -> Resu
     if parts.len() > MAX_COMPOSE_PARTS {
         return Err(Failure::bad_request(format!("a compose query has at most {MAX_COMPOSE_PARTS} parts, this one has {}", parts.len())));
     }
-    let mut relational: Vec<f32> = Vec::new();
-    let mut attribute: Option<Vec<f32>> = None;
+    let mut ideas: Vec<(Vec<f32>, f32)> = Vec::new();
+    let mut looks: Vec<(Vec<f32>, f32)> = Vec::new();
     let mut exclude = Vec::new();
-    let total_weight: f32 = parts.iter().map(|p| p.weight.abs()).sum();
     for (i, part) in parts.into_iter().enumerate() {
         let in_part = |f: Failure| Failure::new(f.status, format!("part {}: {}", i + 1, f.message));
         if !part.weight.is_finite() {
@@ -363,33 +363,22 @@ fn compose(state: &ApiState, catalog: &Catalog, parts: Vec<ComposePart>) -> Resu
             return Err(in_part(Failure::bad_request("a part cannot itself be a compose query")));
         }
         let resolved = resolve(state, catalog, part.query).map_err(in_part)?;
-        if !relational.is_empty() && resolved.relational.len() != relational.len() {
-            return Err(in_part(Failure::bad_request(format!("its vector has {} values, the first part's {}", resolved.relational.len(), relational.len()))));
+        if let Some((first, _)) = ideas.first() {
+            if resolved.relational.len() != first.len() {
+                return Err(in_part(Failure::bad_request(format!("its vector has {} values, the first part's {}", resolved.relational.len(), first.len()))));
+            }
         }
-        add_scaled(&mut relational, &resolved.relational, part.weight);
+        ideas.push((resolved.relational, part.weight));
+        // Only an image asked for (positive weight) has a look to match.
         if let (Some(look), true) = (resolved.attribute, part.weight > 0.0) {
-            add_scaled(attribute.get_or_insert_with(Vec::new), &look, part.weight);
+            looks.push((look, part.weight));
         }
         exclude.extend(resolved.exclude);
     }
-    let norm = relsim_shared::vectors::dot(&relational, &relational).sqrt();
-    // Relative to the weights: unit vectors that cancel leave rounding noise, not an idea.
-    if !(norm > 1e-4 * total_weight) {
-        return Err(Failure::bad_request("the parts cancel out: their weighted sum is a zero vector"));
-    }
-    relational.iter_mut().for_each(|x| *x /= norm);
-    if let Some(look) = &mut attribute {
-        relsim_shared::vectors::l2_normalize(look);
-    }
+    let as_slices = |list: &[(Vec<f32>, f32)]| list.iter().map(|(v, w)| (v.as_slice(), *w)).collect::<Vec<_>>();
+    let relational = weighted_sum(&as_slices(&ideas)).ok_or_else(|| Failure::bad_request("the parts cancel out: their weighted sum is a zero vector"))?;
+    let attribute = weighted_sum(&as_slices(&looks));
     Ok(Resolved { relational, attribute, exclude, upload: None })
-}
-
-/// `sum += weight * v` (an empty `sum` starts at zero).
-fn add_scaled(sum: &mut Vec<f32>, v: &[f32], weight: f32) {
-    if sum.is_empty() {
-        sum.resize(v.len(), 0.0);
-    }
-    sum.iter_mut().zip(v).for_each(|(s, x)| *s += weight * x);
 }
 
 /// Paging and weight of an image search.
