@@ -26,6 +26,7 @@ fs.mkdirSync(artifacts, { recursive: true });
 const scenes = fs.readFileSync(dataFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
 const relationOf = new Map(scenes.map((s) => [s.image_hash, s.relation]));
 const relation = (id) => relationOf.get(id.slice(0, 32));
+const relationCaption = (rel) => scenes.find((s) => s.relation === rel).caption;
 const imagesDir = path.join(path.dirname(dataFile), "images");
 
 let failures = 0;
@@ -191,6 +192,42 @@ check(params(page).get("image") === tipId && tipId !== beforeClick, "clicking th
 await page.goBack();
 await waitResults(page, beforeClick);
 check(params(page).get("image") === beforeClick, "Back returns to the previous query");
+
+// Composite queries: add an image from the results and an idea, take an idea away; the address
+// keeps them, and a new query starts without them.
+{
+  const base = params(page).get("image");
+  const before = await hitIds(page, "same-idea");
+  await page.click("#same-idea .hit .add-also");
+  await waitResults(page, "also=");
+  const also = params(page).get("also");
+  check(also?.length === 64 && also !== base, `"+ add to query" puts the image in the address (${also?.slice(0, 8)})`);
+  const other = scenes.find((s) => s.relation !== relation(base) && s.relation !== relation(also));
+  await page.fill("#refine-idea", other.caption);
+  await page.click("#add-idea");
+  await waitResults(page, "plus=");
+  check(params(page).get("plus") === other.caption, `the added idea is in the address: ${params(page).get("plus")}`);
+  check((await page.$$("#extras .extra")).length === 2, "two chips: the added image and the added idea");
+  const count = (ids, rel) => ids.slice(0, 10).filter((h) => relation(h) === rel).length;
+  const brought = count(await hitIds(page, "same-idea"), other.relation);
+  check(brought > count(before, other.relation), `adding "${other.caption}" brings ${other.relation} forward: ${count(before, other.relation)} → ${brought} of 10`);
+  await page.screenshot({ path: path.join(artifacts, "explorer-compose.png"), fullPage: true });
+  await page.reload();
+  await waitResults(page, "plus=");
+  check((await page.$$("#extras .extra")).length === 2, "reloading keeps the composite query");
+  await page.fill("#refine-idea", relationCaption(relation(base)));
+  await page.click("#subtract-idea");
+  await waitResults(page, "minus=");
+  check(await page.$eval('#extras .extra[data-kind="minus"]', (c) => c.textContent.startsWith("−")), "a taken-away idea shows as − idea");
+  await page.click('#extras .extra[data-kind="plus"] .remove-extra');
+  await page.waitForFunction(() => !location.search.includes("plus="));
+  await waitResults(page, "minus=");
+  check((await page.$$("#extras .extra")).length === 2, "× removes one addition");
+  await page.click(`#library .grid .thumb[data-id="${base}"]`).catch(() => page.goto(page.url().split("?")[0] + `?image=${base}`));
+  await page.waitForFunction(() => !location.search.includes("also=") && !location.search.includes("minus="));
+  await waitResults(page, base);
+  check((await page.$$("#extras .extra")).length === 0, "a new query starts without additions");
+}
 
 // The keyboard: step through the map (most related first) and search with Enter.
 await page.focus(".map-overlay");
