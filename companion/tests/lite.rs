@@ -91,7 +91,7 @@ fn adding_an_idea_to_an_image_query_brings_that_idea_forward() {
     // relsim-lite's image vectors and MiniLM's caption vectors: one test scene per family as the
     // query, another family's evaluation-only caption added with weight 1.
     let set = SceneSet { families: Families::All, objects: 0.6, ..SceneSet::classic(202) };
-    let (images, records) = sample_split(&set, 100, Split::Test);
+    let (images, records) = sample_split(&set, 10, Split::Test);
     let embeddings = by_name("lite", &options()).unwrap().embed_batch(&images).unwrap();
     let minilm = MiniLm::<burn::backend::NdArray<f32>>::from_dir(&workspace().join("models/all-MiniLM-L6-v2"), &Default::default()).unwrap();
     let captions = minilm.embed_vecs(&Relation::ALL.iter().map(|r| r.evaluation_caption()).collect::<Vec<_>>()).unwrap();
