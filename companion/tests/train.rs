@@ -93,6 +93,24 @@ fn a_resumed_run_gives_the_same_losses_and_weights_as_an_uninterrupted_one() {
 }
 
 #[test]
+fn the_pull_toward_each_ideas_caption_centroid_adds_to_the_loss() {
+    // Same seed, same first batch: the first step's loss differs only by the centroid term, which
+    // is 1 - cosine >= 0 per image (and > 0 for a fresh model).
+    let (with, without) = (temp_dir("centroid"), temp_dir("no-centroid"));
+    train(&with, &["--steps", "1", "--validate-every", "0"]);
+    train(&without, &["--steps", "1", "--validate-every", "0", "--centroid-weight", "0"]);
+    let first = |run: &Path| losses(run)[0]["loss"].as_f64().unwrap();
+    let (a, b) = (first(&with), first(&without));
+    assert!(a > b + 0.1, "loss with the centroid term {a}, without {b}");
+    let out = relsim().args(["train", "--preset", "tiny", "--centroid-weight=-1", "--data"]).arg(scenes()).arg("--out").arg(temp_dir("bad-weight")).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--centroid-weight"), "{}", String::from_utf8_lossy(&out.stderr));
+    for d in [with, without] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
 fn ctrl_c_saves_a_checkpoint_to_resume_from() {
     let run = temp_dir("interrupt");
     let child = relsim()

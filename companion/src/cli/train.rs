@@ -67,6 +67,9 @@ pub struct TrainArgs {
     /// per image; the lite presets' choice) or none.
     #[arg(long, value_parser = one_of(AUGMENTS))]
     pub augment: Option<Augment>,
+    /// Weight of the pull toward each relation's mean caption vector (0: InfoNCE only).
+    #[arg(long)]
+    pub centroid_weight: Option<f32>,
     /// Also copy the final model (config.json, model.safetensors) here.
     #[arg(long)]
     pub export: Option<PathBuf>,
@@ -126,6 +129,10 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(v) = args.augment {
         options.augment = v;
+    }
+    if let Some(v) = args.centroid_weight {
+        anyhow::ensure!(v.is_finite() && v >= 0.0, "--centroid-weight must be a number >= 0, not {v}");
+        options.centroid_weight = v;
     }
     match (args.preset, &args.base) {
         (Preset::QwenTiny, Some(base)) => {

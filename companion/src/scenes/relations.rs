@@ -83,22 +83,8 @@ impl Relation {
 
     /// The fourteen families of the first scene sets (`--families classic`), whose scenes stay
     /// exactly as they were.
-    pub const CLASSIC: [Relation; 14] = [
-        Relation::SizeProgression,
-        Relation::OddOneOut,
-        Relation::CompositeShape,
-        Relation::MirrorSymmetry,
-        Relation::ConcentricNesting,
-        Relation::CountProgression,
-        Relation::ColourTransition,
-        Relation::RadialArrangement,
-        Relation::Stacking,
-        Relation::StepwiseRotation,
-        Relation::Splitting,
-        Relation::AlternatingPattern,
-        Relation::Containment,
-        Relation::BeforeAfter,
-    ];
+    /// (They lead `ALL`, so that scene `i` of a classic set is scene `i` of the first sets.)
+    pub const CLASSIC: &'static [Relation] = Relation::ALL.split_at(14).0;
 
     /// The name used in `data.jsonl` and reports.
     pub fn name(self) -> &'static str {
@@ -606,19 +592,10 @@ pub fn draw(relation: Relation, look: &Look, canvas: &mut Canvas, rng: &mut impl
             }
         }
         Relation::OddOneOut => {
-            let (mut rows, mut cols) = (rng.random_range(3..=4), rng.random_range(3..=5));
-            if rng.random_bool(0.3) {
-                std::mem::swap(&mut rows, &mut cols);
-            }
-            let cell = 228.0 / rows.max(cols) as f32;
-            let r = cell * 0.36 * look.scale.min(1.05);
-            let odd = rng.random_range(0..rows * cols);
+            let (cells, r) = object_grid(look, rng);
+            let odd = rng.random_range(0..cells.len() as i32) as usize;
             let by_shape = rng.random_bool(0.5);
-            for i in 0..rows * cols {
-                let centre = (
-                    SCENE / 2.0 + (i % cols) as f32 * cell - (cols - 1) as f32 * cell / 2.0,
-                    SCENE / 2.0 + (i / cols) as f32 * cell - (rows - 1) as f32 * cell / 2.0,
-                );
+            for (i, &centre) in cells.iter().enumerate() {
                 let (shape, colour) = match (i == odd, by_shape) {
                     (false, _) => (look.shape, p.main),
                     (true, true) => (look.other_shape, p.main),
@@ -943,4 +920,24 @@ pub fn draw(relation: Relation, look: &Look, canvas: &mut Canvas, rng: &mut impl
             super::structures::draw(structure, look, canvas, rng);
         }
     }
+}
+
+/// A grid of 3 to 5 by 3 to 4 places (either way round) filling the scene: their centres, row
+/// by row, and the radius of an object in one.
+pub(super) fn object_grid(look: &Look, rng: &mut impl Rng) -> (Vec<Pt>, f32) {
+    // i32 draws (and the callers' pick of a place as i32): the scenes' streams stay as first drawn.
+    let (mut rows, mut cols) = (rng.random_range(3..=4i32), rng.random_range(3..=5i32));
+    if rng.random_bool(0.3) {
+        std::mem::swap(&mut rows, &mut cols);
+    }
+    let cell = 228.0 / rows.max(cols) as f32;
+    let centres = (0..rows * cols)
+        .map(|i| {
+            (
+                SCENE / 2.0 + (i % cols) as f32 * cell - (cols - 1) as f32 * cell / 2.0,
+                SCENE / 2.0 + (i / cols) as f32 * cell - (rows - 1) as f32 * cell / 2.0,
+            )
+        })
+        .collect();
+    (centres, cell * 0.36 * look.scale.min(1.05))
 }
