@@ -52,6 +52,18 @@ fn a_resumed_run_gives_the_same_losses_and_weights_as_an_uninterrupted_one() {
     let stopped = train(&split, &["--stop-at", "3"]);
     assert!(String::from_utf8_lossy(&stopped.stderr).contains("stopped at step 3"));
     assert_eq!(losses(&split).len(), 3);
+    // Stopping at a step with --export exports that checkpoint's model (the run stays resumable).
+    let exported = temp_dir("exported");
+    let out = train(&split, &["--stop-at", "3", "--export", exported.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped at step 3 as asked"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(losses(&split).len(), 3, "nothing more was trained");
+    let metrics_of = |path: &Path| -> serde_json::Value {
+        let out = relsim().args(["eval", "--checkpoint"]).arg(path).arg("--data").arg(scenes()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str::<serde_json::Value>(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap()["metrics"].clone()
+    };
+    assert_eq!(metrics_of(&exported), metrics_of(&split.join("checkpoints/step-0000003")), "the export is checkpoint 3");
+    std::fs::remove_dir_all(&exported).unwrap();
     train(&split, &[]);
     let (a, b) = (losses(&whole), losses(&split));
     assert_eq!(a.len(), 8);

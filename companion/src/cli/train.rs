@@ -73,8 +73,10 @@ pub struct TrainArgs {
     /// Also copy the final model (config.json, model.safetensors) here.
     #[arg(long)]
     pub export: Option<PathBuf>,
-    /// Internal: stop (saving a checkpoint) once this many steps are done, as an interruption would.
-    #[arg(long, hide = true)]
+    /// End the run once this many of its steps are done (the learning-rate schedule still spans
+    /// --steps): a checkpoint is saved, and with --export the checkpoint's model is exported.
+    /// Running again without it resumes the run.
+    #[arg(long)]
     pub stop_at: Option<usize>,
     /// The sentence-transformers folder of all-MiniLM-L6-v2 (caption embeddings).
     #[arg(long, env = "RELSIM_MINILM_DIR", default_value_os_t = paths::default_minilm_dir())]
@@ -154,10 +156,18 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let mut observer = Bar(bar.clone());
     let end = train(&options, &args.out, &args.minilm_dir, args.stop_at, &mut observer)?;
     bar.finish_and_clear();
+    let run = RunDir(args.out.clone());
     match end {
+        TrainEnd::Interrupted(step) if Some(step) == args.stop_at && args.export.is_some() && options.qwen.is_none() => {
+            let (_, dir) = run.latest_checkpoint().with_context(|| format!("{} holds no checkpoint", run.0.display()))?;
+            let (config, model) = crate::train::load_checkpoint(&dir)?;
+            let export = args.export.as_deref().unwrap_or(&run.0);
+            crate::lite::export_lite(export, &config, &model)?;
+            eprintln!("stopped at step {step} as asked; its model is exported to {}", export.display());
+        }
         TrainEnd::Interrupted(step) => eprintln!("stopped at step {step}; a checkpoint is saved — run the same command to resume"),
         TrainEnd::Finished => {
-            let model = RunDir(args.out.clone()).model();
+            let model = run.model();
             eprintln!("done: {}", model.display());
             if let Some(export) = args.export {
                 std::fs::create_dir_all(&export).with_context(|| format!("creating {}", export.display()))?;
