@@ -81,7 +81,7 @@ fn relsim_lite_carries_every_idea_with_real_objects_of_categories_it_never_saw()
     // Every family; most scenes draw real objects, and the test split's include the two
     // categories training never showed (reptiles, instruments). 10 test scenes per family.
     let set = SceneSet { families: Families::All, objects: 0.6, ..SceneSet::classic(101) };
-    let (images, records) = sample_split(&set, 100, Split::Test);
+    let (images, records) = sample_split(&set, 10, Split::Test);
     assert_eq!(records.len(), Relation::ALL.len() * 10);
     assert!(records.iter().any(|r| r.attributes.object_category == "reptile") && records.iter().any(|r| r.attributes.object_category == "instrument"));
     let (lite, embeddings) = metrics(by_name("lite", &options()).unwrap().as_ref(), &images, &records);
@@ -121,16 +121,18 @@ fn embed_image_uses_relsim_lite_without_qwen_weights() {
 }
 
 // Floors that guard what the committed weights reach on this 280-scene set (measured here:
-// P@1 0.657 vs 0.179 for the best baseline, trap 0.057 vs that baseline's 0.461, caption→image
-// P@10 0.927 / 0.636). On the README's 1,400-scene test split the same weights give P@1 0.716 vs
-// 0.396 (+0.32), trap 0.052 vs 0.321.
+// P@1 0.736 vs 0.179 for the best baseline, trap 0.029 vs that baseline's 0.461, caption→image
+// P@10 0.906 / 0.886). On the README's 1,400-scene classic test split the same weights give P@1
+// 0.759.
 const LITE_P1_MARGIN: f64 = 0.30;
 const LITE_TRAP_BOUND: f64 = 0.08;
 const TEXT_P10_TRAINING: f64 = 0.80;
-const TEXT_P10_HELD_OUT: f64 = 0.60;
+const TEXT_P10_HELD_OUT: f64 = 0.75;
 
-// The same on every family with real objects (300 scenes): measured P@1 ?, unseen categories ?,
-// best baseline ?, held-out caption→image P@10 ?.
-const ALL_P1_MARGIN: f64 = 0.30;
-const ALL_UNSEEN_P1: f64 = 0.5;
+// The same on every family with real objects (300 scenes): measured P@1 0.747 against the best
+// baseline's 0.150, 0.765 on the 17 scenes of categories training never showed, held-out
+// caption→image P@10 0.697 (0.817 on the README's 1,500-scene test split, where each idea has
+// 50 images to find).
+const ALL_P1_MARGIN: f64 = 0.45;
+const ALL_UNSEEN_P1: f64 = 0.6;
 const ALL_TEXT_P10_HELD_OUT: f64 = 0.6;

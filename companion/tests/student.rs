@@ -26,7 +26,7 @@ fn the_student_is_small_marked_with_its_teacher_and_close_to_it() {
 
     // Every family, most drawn with real objects, as the teacher was trained.
     let set = SceneSet { families: Families::All, objects: 0.6, ..SceneSet::classic(4242) };
-    let (images, records) = sample_split(&set, 100, Split::Test);
+    let (images, records) = sample_split(&set, 10, Split::Test);
     assert!(images.len() >= 300, "{} scenes", images.len());
     let relations: Vec<usize> = records.iter().map(|r| Relation::ALL.iter().position(|x| x.name() == r.relation).unwrap()).collect();
     let teacher = by_name("lite", &teacher_options).unwrap().embed_batch(&images).unwrap();
