@@ -125,7 +125,7 @@ fn rows<B: Backend>(vectors: &[&Vec<f32>], device: &B::Device) -> Tensor<B, 2> {
 /// teacher.json) with `out/report.json`. Ctrl-C stops early and still writes what was learnt.
 pub fn distill(options: &DistillOptions, out: &Path, observer: &mut dyn DistillObserver) -> anyhow::Result<DistillReport> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let device = burn::backend::ndarray::NdArrayDevice::Cpu;
+    let device = burn::backend::flex::FlexDevice;
     Train::seed(&device, options.seed);
     let info = TeacherInfo { model: options.teacher.clone(), model_id: encoders::model_id(&options.teacher, &options.encoder)? };
     let teacher = encoders::by_name(&options.teacher, &options.encoder)?;

@@ -52,6 +52,18 @@ fn a_resumed_run_gives_the_same_losses_and_weights_as_an_uninterrupted_one() {
     let stopped = train(&split, &["--stop-at", "3"]);
     assert!(String::from_utf8_lossy(&stopped.stderr).contains("stopped at step 3"));
     assert_eq!(losses(&split).len(), 3);
+    // Stopping at a step with --export exports that checkpoint's model (the run stays resumable).
+    let exported = temp_dir("exported");
+    let out = train(&split, &["--stop-at", "3", "--export", exported.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stopped at step 3 as asked"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(losses(&split).len(), 3, "nothing more was trained");
+    let metrics_of = |path: &Path| -> serde_json::Value {
+        let out = relsim().args(["eval", "--checkpoint"]).arg(path).arg("--data").arg(scenes()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_str::<serde_json::Value>(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap()["metrics"].clone()
+    };
+    assert_eq!(metrics_of(&exported), metrics_of(&split.join("checkpoints/step-0000003")), "the export is checkpoint 3");
+    std::fs::remove_dir_all(&exported).unwrap();
     train(&split, &[]);
     let (a, b) = (losses(&whole), losses(&split));
     assert_eq!(a.len(), 8);
@@ -88,6 +100,24 @@ fn a_resumed_run_gives_the_same_losses_and_weights_as_an_uninterrupted_one() {
     assert_eq!(last["metrics"], report["metrics"], "checkpoint 8 and the exported model differ");
     assert_eq!(eval(&whole.join("checkpoints/step-0000006"))["images"], 14);
     for d in [whole, split] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn the_pull_toward_each_ideas_caption_centroid_adds_to_the_loss() {
+    // Same seed, same first batch: the first step's loss differs only by the centroid term, which
+    // is 1 - cosine >= 0 per image (and > 0 for a fresh model).
+    let (with, without) = (temp_dir("centroid"), temp_dir("no-centroid"));
+    train(&with, &["--steps", "1", "--validate-every", "0"]);
+    train(&without, &["--steps", "1", "--validate-every", "0", "--centroid-weight", "0"]);
+    let first = |run: &Path| losses(run)[0]["loss"].as_f64().unwrap();
+    let (a, b) = (first(&with), first(&without));
+    assert!(a > b + 0.1, "loss with the centroid term {a}, without {b}");
+    let out = relsim().args(["train", "--preset", "tiny", "--centroid-weight=-1", "--data"]).arg(scenes()).arg("--out").arg(temp_dir("bad-weight")).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--centroid-weight"), "{}", String::from_utf8_lossy(&out.stderr));
+    for d in [with, without] {
         std::fs::remove_dir_all(d).unwrap();
     }
 }

@@ -24,6 +24,7 @@ const baseFlags = [
 fs.mkdirSync(artifacts, { recursive: true });
 // The demo scenes: file name = first 32 hex of the image id; each has a relation and a caption.
 const scenes = fs.readFileSync(dataFile, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+const total = scenes.length;
 const relationOf = new Map(scenes.map((s) => [s.image_hash, s.relation]));
 const relation = (id) => relationOf.get(id.slice(0, 32));
 const relationCaption = (rel) => scenes.find((s) => s.relation === rel).caption;
@@ -125,23 +126,23 @@ if (bench) {
 
 // ---- 1. Desktop, WebGPU offered.
 const { browser, page, errors } = await open(true);
-// Indexing the demo library from scratch: progress, then 420 images and the first page.
+// Indexing the demo library from scratch: progress, then every scene and the first page.
 await page.waitForSelector('#library[data-indexed="true"]', { timeout: 600_000 });
 await page.waitForFunction(() => Number(document.querySelector("#library").dataset.count) === 120, null, { timeout: 60_000 });
 const status = await page.textContent("#index-status");
-check(/Indexed: 420 files \(\d+ new/.test(status), `indexing finished: "${status}"`);
-check((await page.textContent("#library-title")).includes("420 images"), "the library lists 420 images");
+check(new RegExp(`Indexed: ${total} files \\(\\d+ new`).test(status), `indexing finished: "${status}"`);
+check((await page.textContent("#library-title")).includes(`${total} images`), `the library lists ${total} images`);
 await page.click("#more");
 await page.waitForFunction(() => Number(document.querySelector("#library").dataset.count) === 240);
 check(true, "“Show more” loads the next page");
 // Index again: everything unchanged.
 await page.click("#reindex");
-await page.waitForFunction(() => /0 new, 420 unchanged/.test(document.querySelector("#index-status").textContent), null, { timeout: 120_000 });
-check(true, "indexing again finds 420 unchanged files");
+await page.waitForFunction((n) => document.querySelector("#index-status").textContent.includes(`0 new, ${n} unchanged`), total, { timeout: 120_000 });
+check(true, `indexing again finds ${total} unchanged files`);
 await page.screenshot({ path: path.join(artifacts, "explorer-library.png"), fullPage: true });
 
 // Search by clicking a library image: both columns, scores, captions; the idea column shares
-// the query's relation far more often than chance (1 in 28).
+// the query's relation far more often than chance (1 in 30).
 let shared = 0;
 let asked = 0;
 const gridIds = await page.$$eval("#library .grid .thumb", (b) => b.map((x) => x.dataset.id));
@@ -163,8 +164,8 @@ const looks = await page.$$eval("#looks-alike .look-score", (s) => s.map((x) => 
 check(looks.every((v, i) => i === 0 || v <= looks[i - 1] + 1e-6), `"looks alike" is sorted by look: ${looks.slice(0, 5).join(", ")}…`);
 
 // The map: every other image a point; hover shows a thumbnail, a click makes it the query.
-await page.waitForFunction(() => document.querySelector("#map")?.dataset.points === "419");
-check(true, "the map shows the other 419 images");
+await page.waitForFunction((n) => document.querySelector("#map")?.dataset.points === String(n - 1), total);
+check(true, `the map shows the other ${total - 1} images`);
 // Scans the map for a point; leaves the mouse on it and returns its id.
 async function hoverAPoint() {
   const box = await page.locator(".map-overlay").boundingBox();
@@ -287,7 +288,7 @@ const ideaHits = await hitIds(page, "same-idea");
 const fitting = ideaHits.slice(0, 10).filter((h) => relation(h) === scene.relation).length;
 check(fitting >= 5, `idea "${scene.caption}": ${fitting} of the top 10 show ${scene.relation}`);
 check((await page.textContent("#looks-alike")).includes("An idea has no look"), "an idea query has no look column");
-check(await page.$eval("#map", (m) => m.dataset.points === "420"), "the map shows all 420 images for an idea");
+check(await page.$eval("#map", (m, n) => m.dataset.points === String(n), total), `the map shows all ${total} images for an idea`);
 await page.screenshot({ path: path.join(artifacts, "explorer-idea.png"), fullPage: true });
 
 // Classroom: a lesson from the map's analogies, reveal, arrows, URL state, sharing.
@@ -394,7 +395,7 @@ await browser.close();
   await page.waitForSelector('#library[data-indexed="true"]', { timeout: 120_000 });
   await page.check("#local-mode");
   await page.waitForSelector('#local-status[data-ready="true"]', { timeout: 120_000 });
-  check((await page.textContent("#local-status")).includes("420 images"), `student ready: "${await page.textContent("#local-status")}"`);
+  check((await page.textContent("#local-status")).includes(`${total} images`), `student ready: "${await page.textContent("#local-status")}"`);
   // Ask with five library images: the student's top 10 (in the browser) against the
   // teacher's (the companion), on the WebGPU path and on the CPU path.
   const pick = (id) => pickLocal(page, id);

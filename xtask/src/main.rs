@@ -72,12 +72,12 @@ fn demo(port: Option<String>) -> Result<()> {
     )
 }
 
-/// The demo library: 420 relational scenes (30 of each of the 14 classic families, until
-/// relsim-lite is retrained on all 30 with real objects), made once by `relsim` and again when
-/// the recipe changes.
+/// The demo library: 600 relational scenes (20 of each of the 30 families, most of them drawn
+/// with real objects, so the first analogies a user sees are about things), made once by
+/// `relsim` and again when the recipe changes.
 pub fn demo_library(relsim: &std::path::Path) -> Result<std::path::PathBuf> {
     let scenes = util::target_dir().join("demo-library");
-    let recipe = ["scenes", "generate", "--count", "420", "--seed", "1", "--size", "192", "--families", "classic", "--objects", "0"];
+    let recipe = ["scenes", "generate", "--count", "600", "--seed", "1", "--size", "192", "--families", "all", "--objects", "0.8"];
     let stamp = scenes.join("recipe.txt");
     if !scenes.join("data.jsonl").is_file() || std::fs::read_to_string(&stamp).ok().as_deref() != Some(&recipe.join(" ")) {
         util::step(&format!("making the demo library in {}", scenes.display()));

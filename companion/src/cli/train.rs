@@ -67,11 +67,16 @@ pub struct TrainArgs {
     /// per image; the lite presets' choice) or none.
     #[arg(long, value_parser = one_of(AUGMENTS))]
     pub augment: Option<Augment>,
+    /// Weight of the pull toward each relation's mean caption vector (0: InfoNCE only).
+    #[arg(long)]
+    pub centroid_weight: Option<f32>,
     /// Also copy the final model (config.json, model.safetensors) here.
     #[arg(long)]
     pub export: Option<PathBuf>,
-    /// Internal: stop (saving a checkpoint) once this many steps are done, as an interruption would.
-    #[arg(long, hide = true)]
+    /// End the run once this many of its steps are done (the learning-rate schedule still spans
+    /// --steps): a checkpoint is saved, and with --export the checkpoint's model is exported.
+    /// Running again without it resumes the run.
+    #[arg(long)]
     pub stop_at: Option<usize>,
     /// The sentence-transformers folder of all-MiniLM-L6-v2 (caption embeddings).
     #[arg(long, env = "RELSIM_MINILM_DIR", default_value_os_t = paths::default_minilm_dir())]
@@ -127,6 +132,10 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(v) = args.augment {
         options.augment = v;
     }
+    if let Some(v) = args.centroid_weight {
+        anyhow::ensure!(v.is_finite() && v >= 0.0, "--centroid-weight must be a number >= 0, not {v}");
+        options.centroid_weight = v;
+    }
     match (args.preset, &args.base) {
         (Preset::QwenTiny, Some(base)) => {
             let mut spec = QwenSpec::relsim(base.clone(), args.tokenizer.clone());
@@ -147,10 +156,18 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let mut observer = Bar(bar.clone());
     let end = train(&options, &args.out, &args.minilm_dir, args.stop_at, &mut observer)?;
     bar.finish_and_clear();
+    let run = RunDir(args.out.clone());
     match end {
+        TrainEnd::Interrupted(step) if Some(step) == args.stop_at && args.export.is_some() && options.qwen.is_none() => {
+            let (_, dir) = run.latest_checkpoint().with_context(|| format!("{} holds no checkpoint", run.0.display()))?;
+            let (config, model) = crate::train::load_checkpoint(&dir)?;
+            let export = args.export.as_deref().unwrap_or(&run.0);
+            crate::lite::export_lite(export, &config, &model)?;
+            eprintln!("stopped at step {step} as asked; its model is exported to {}", export.display());
+        }
         TrainEnd::Interrupted(step) => eprintln!("stopped at step {step}; a checkpoint is saved — run the same command to resume"),
         TrainEnd::Finished => {
-            let model = RunDir(args.out.clone()).model();
+            let model = run.model();
             eprintln!("done: {}", model.display());
             if let Some(export) = args.export {
                 std::fs::create_dir_all(&export).with_context(|| format!("creating {}", export.display()))?;

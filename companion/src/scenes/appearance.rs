@@ -296,6 +296,18 @@ fn colour(rgb: Rgb, alpha: f32) -> Color {
     Color::from_rgba8(rgb[0], rgb[1], rgb[2], (alpha.clamp(0.0, 1.0) * 255.0).round() as u8)
 }
 
+/// The closed outline through `points` (None when they outline nothing).
+fn closed_path(points: &[Pt]) -> Option<tiny_skia::Path> {
+    let (first, rest) = points.split_first()?;
+    let mut pb = PathBuilder::new();
+    pb.move_to(first.0, first.1);
+    for p in rest {
+        pb.line_to(p.0, p.1);
+    }
+    pb.close();
+    pb.finish()
+}
+
 fn paint(rgb: Rgb, alpha: f32) -> Paint<'static> {
     let mut p = Paint::default();
     p.set_color(colour(rgb, alpha));
@@ -341,14 +353,7 @@ impl Canvas {
 
     /// Fills (or outlines) a closed polygon given in scene coordinates.
     pub fn polygon(&mut self, points: &[Pt], rgb: Rgb, alpha: f32, style: Style) {
-        let mut pb = PathBuilder::new();
-        let Some((first, rest)) = points.split_first() else { return };
-        pb.move_to(first.0, first.1);
-        for p in rest {
-            pb.line_to(p.0, p.1);
-        }
-        pb.close();
-        let Some(path) = pb.finish() else { return };
+        let Some(path) = closed_path(points) else { return };
         let ts = self.transform();
         match style {
             Style::Fill => self.pixmap.fill_path(&path, &paint(rgb, alpha), FillRule::Winding, ts, None),
@@ -434,14 +439,7 @@ impl Canvas {
     /// Draws what `draw` paints, kept only inside the polygon `points` (scene units): a piece
     /// of something cut apart.
     pub fn clipped_to_polygon(&mut self, points: &[Pt], draw: impl FnOnce(&mut Canvas)) {
-        let mut pb = PathBuilder::new();
-        let Some((first, rest)) = points.split_first() else { return };
-        pb.move_to(first.0, first.1);
-        for p in rest {
-            pb.line_to(p.0, p.1);
-        }
-        pb.close();
-        if let Some(path) = pb.finish() {
+        if let Some(path) = closed_path(points) {
             self.clipped_to(&path, draw);
         }
     }

@@ -137,7 +137,7 @@ impl Families {
     /// The families, in the order scenes cycle through them.
     pub fn relations(self) -> &'static [Relation] {
         match self {
-            Families::Classic => &Relation::CLASSIC,
+            Families::Classic => Relation::CLASSIC,
             Families::All => &Relation::ALL,
         }
     }

@@ -83,22 +83,8 @@ impl Relation {
 
     /// The fourteen families of the first scene sets (`--families classic`), whose scenes stay
     /// exactly as they were.
-    pub const CLASSIC: [Relation; 14] = [
-        Relation::SizeProgression,
-        Relation::OddOneOut,
-        Relation::CompositeShape,
-        Relation::MirrorSymmetry,
-        Relation::ConcentricNesting,
-        Relation::CountProgression,
-        Relation::ColourTransition,
-        Relation::RadialArrangement,
-        Relation::Stacking,
-        Relation::StepwiseRotation,
-        Relation::Splitting,
-        Relation::AlternatingPattern,
-        Relation::Containment,
-        Relation::BeforeAfter,
-    ];
+    /// (They lead `ALL`, so that scene `i` of a classic set is scene `i` of the first sets.)
+    pub const CLASSIC: &'static [Relation] = Relation::ALL.split_at(14).0;
 
     /// The name used in `data.jsonl` and reports.
     pub fn name(self) -> &'static str {
@@ -155,21 +141,25 @@ impl Relation {
 
     /// Anonymous captions: the training paraphrases. None names a shape or a colour.
     pub fn training_captions(self) -> &'static [&'static str] {
-        &self.captions()[..4]
+        &self.captions()[..8]
     }
 
     /// The paraphrase kept for evaluation only: it never appears in training data.
     pub fn evaluation_caption(self) -> &'static str {
-        self.captions()[4]
+        self.captions()[8]
     }
 
-    fn captions(self) -> &'static [&'static str; 5] {
+    fn captions(self) -> &'static [&'static str; 9] {
         match self {
             Relation::SizeProgression => &[
                 "the same {object} repeated in steadily increasing sizes",
                 "a row of {object}s ordered from smallest to largest",
                 "{object}s growing bigger step by step",
                 "a sequence showing {subject} at increasing scales",
+                "{subject} shown again and again, a little bigger each time",
+                "small to large: {subject} enlarging in even steps",
+                "{subject} growing steadily larger from one step to the next",
+                "{object}s lined up by size, the smallest first",
                 "growth stages of {subject}, each one larger than the last",
             ],
             Relation::OddOneOut => &[
@@ -177,6 +167,10 @@ impl Relation {
                 "a uniform group of {object}s with a single different one",
                 "among repeated {object}s, exactly one breaks the pattern",
                 "the odd one out in a crowd of {object}s",
+                "{subject} repeated many times, with one exception",
+                "a single misfit among identical {subject}",
+                "spot the one that differs: a crowd of {subject}",
+                "all of {subject} look the same except one",
                 "many of the same {object} and one that does not belong",
             ],
             Relation::CompositeShape => &[
@@ -184,6 +178,10 @@ impl Relation {
                 "tiny copies of {object} arranged to trace a big {shape}",
                 "a big {shape} made out of little {object}s",
                 "small {object}s grouped so that they build one large {shape}",
+                "{subject} assembled into the outline of a bigger figure",
+                "a large form built out of many tiny {subject}",
+                "little pieces of {subject} adding up to one big silhouette",
+                "many {subject} clustered to draw a single larger {shape}",
                 "a larger figure assembled from many small {object}s",
             ],
             Relation::MirrorSymmetry => &[
@@ -191,6 +189,10 @@ impl Relation {
                 "one half of the {scene} is a reflection of the other half",
                 "a layout of {object}s mirrored across a line",
                 "a symmetric arrangement where each {object} has a reflected twin",
+                "{subject} and its mirror image on the other side of a line",
+                "a left-right reflection of {subject}",
+                "two halves of {subject} that mirror each other",
+                "{subject} laid out symmetrically about a middle line",
                 "the {scene} reflected onto itself as in a mirror",
             ],
             Relation::ConcentricNesting => &[
@@ -198,6 +200,10 @@ impl Relation {
                 "{object}s of decreasing size sharing the same centre",
                 "layers of {object} placed inward around a common middle",
                 "a set of nested {object}s, each enclosing the next smaller one",
+                "{subject} inside a larger copy, inside a larger copy again",
+                "concentric copies of {subject}, one within another",
+                "{subject} nested, each copy enclosing a smaller one",
+                "{subject} arranged concentrically, one inside the next",
                 "concentric layers of {subject}",
             ],
             Relation::CountProgression => &[
@@ -205,6 +211,10 @@ impl Relation {
                 "a counting sequence: the number of {object}s grows panel by panel",
                 "frames with an increasing count of {object}s",
                 "step by step, each frame adds another {object}",
+                "{subject} counted up one at a time across frames",
+                "one, two, three: more {subject} in every panel",
+                "a sequence of boxes, each holding one more of {subject}",
+                "the number of {subject} rising by one from frame to frame",
                 "counting up with {object}s from one frame to the next",
             ],
             Relation::ColourTransition => &[
@@ -212,6 +222,10 @@ impl Relation {
                 "{object}s fading from one hue to another in stages",
                 "the same {object} repeated as its colour slowly changes",
                 "a gradual colour transition across a sequence of {object}s",
+                "{subject} changing hue gradually along a line",
+                "a smooth shift of tint across a row of {subject}",
+                "{subject} whose colouring drifts from one end to the other",
+                "copies of {subject} graded slowly from one tint into another",
                 "stages of {subject} changing tint little by little",
             ],
             Relation::RadialArrangement => &[
@@ -219,6 +233,10 @@ impl Relation {
                 "a halo of {object}s radiating from the middle",
                 "{object}s spaced at equal angles around a central point",
                 "a radial pattern of {object}s like the marks on a clock face",
+                "{subject} placed evenly about a central point",
+                "a ring of {subject} spaced at equal angles about the middle",
+                "{subject} radiating out from a hub at regular intervals",
+                "{object}s fanning out from a central hub",
                 "{object}s spreading out from a hub like spokes",
             ],
             Relation::Stacking => &[
@@ -226,6 +244,10 @@ impl Relation {
                 "a pile of {object}s getting smaller toward the top",
                 "a vertical stack of {object}s from big to small",
                 "{object}s balanced on top of each other in decreasing size",
+                "{subject} piled one on another, biggest underneath",
+                "a tower of {subject} that narrows toward the top",
+                "{subject} balanced in a vertical pile from large to small",
+                "stacked {subject}, each resting on a larger one below",
                 "a tower built from {subject}, narrowing as it rises",
             ],
             Relation::StepwiseRotation => &[
@@ -233,6 +255,10 @@ impl Relation {
                 "a sequence of {object}s rotated by equal increments",
                 "{object}s that spin gradually from one to the next",
                 "a row showing {subject} rotating step by step",
+                "{subject} rotating by the same angle from one copy to the next",
+                "a row of {subject} turning a little further each time",
+                "{subject} spinning step by step across a sequence",
+                "copies of {subject} each turned slightly more than the last",
                 "successive stages of {subject} turning around",
             ],
             Relation::Splitting => &[
@@ -240,6 +266,10 @@ impl Relation {
                 "{subject} split into halves and then into smaller parts",
                 "stages of one {object} being divided into fragments",
                 "an intact {object} followed by its separated pieces",
+                "{subject} whole at first, then in halves, then in quarters",
+                "a sequence breaking {subject} into more and more pieces",
+                "{subject} divided and pulled apart in stages",
+                "one intact piece of {subject} followed by its fragments",
                 "{subject} cut up and pulled apart step by step",
             ],
             Relation::AlternatingPattern => &[
@@ -247,6 +277,10 @@ impl Relation {
                 "a repeating sequence that alternates between two {object}s",
                 "two variants of {object} taking turns along a line",
                 "an ABAB pattern made of {object}s",
+                "{subject} and a variant of it taking turns in a row",
+                "a regular back-and-forth between two versions of {subject}",
+                "two kinds of {subject} repeating one after the other",
+                "{subject} in a rhythm that switches every step",
                 "{subject} alternating in a regular rhythm",
             ],
             Relation::Containment => &[
@@ -254,6 +288,10 @@ impl Relation {
                 "a {container} holding {object}s within its boundary",
                 "some {object}s kept inside an outline while others stay out",
                 "{subject} contained within a bigger border",
+                "{subject} kept inside a larger enclosing outline",
+                "an outline that holds {subject} within it",
+                "{subject} within a boundary, some others left outside",
+                "a big {container} enclosing {subject}",
                 "{object}s held inside a {container}",
             ],
             Relation::BeforeAfter => &[
@@ -261,6 +299,10 @@ impl Relation {
                 "before and after: a messy set of {object}s gets tidied up",
                 "a jumble of {object}s on one side and the same ones in order on the other",
                 "from chaos to order with {subject}",
+                "{subject} in disarray, then the same things lined up",
+                "an untidy heap of {object}s beside the same set in rows",
+                "{object}s tidied from a scattered mess into a grid",
+                "messy first, orderly second: {subject} arranged",
                 "{subject} before and after being organised",
             ],
             Relation::Analogy => &[
@@ -268,6 +310,10 @@ impl Relation {
                 "{object} becomes its changed version, and another {object} changes in the same way",
                 "a visual analogy: as the first {object} is to its transformation, so the second is to its own",
                 "two pairs of panels where different {object}s undergo the same transformation",
+                "{subject} transformed, and a second thing transformed the same way",
+                "the same change applied to two different kinds of {subject}",
+                "a pair of before-and-after panels repeated with another {object}",
+                "what happens to the first {subject} happens to the second",
                 "A is to B as C is to D, with {subject} changed the same way twice",
             ],
             Relation::RuleGrid => &[
@@ -275,6 +321,10 @@ impl Relation {
                 "{object}s in an array where each row and each column changes in a regular way",
                 "a matrix of {object}s: moving along a row changes one property, moving down changes another",
                 "a three by three grid of {object}s governed by two rules",
+                "{subject} arranged in rows and columns that each follow a rule",
+                "a grid of {subject} changing regularly across and down",
+                "{subject} in a tabular layout with one rule per direction",
+                "three rows and three columns of {subject}, varying systematically",
                 "a puzzle grid where {subject} varies systematically across and down",
             ],
             Relation::RiseAndFall => &[
@@ -282,6 +332,10 @@ impl Relation {
                 "a sequence of {object}s rising in size to a maximum, then falling",
                 "small, bigger, biggest, then smaller again: {object}s swelling and subsiding",
                 "{object}s whose size climbs toward the peak and declines after it",
+                "{subject} swelling to a peak and then dwindling",
+                "a sequence where {subject} grows larger, then smaller again",
+                "{subject} rising to a maximum size and falling back",
+                "{subject} peaking in the middle of a row, smaller at both ends",
                 "the rise and decline of {subject}, growing then decaying",
             ],
             Relation::Grouping => &[
@@ -289,6 +343,10 @@ impl Relation {
                 "like {object}s gathered together, each kind in its own cluster",
                 "{object}s divided into clusters so that each cluster holds only one kind",
                 "two or three groups of {object}s, similar ones kept together",
+                "{subject} gathered into clusters of the same kind",
+                "{subject} sorted so that alike things sit together",
+                "separate groups of {subject}, each group of a single sort",
+                "{subject} grouped by type into distinct bunches",
                 "{subject} organised into categories, each in its own pile",
             ],
             Relation::Path => &[
@@ -296,13 +354,21 @@ impl Relation {
                 "a path of {object}s curving across the {scene}",
                 "a line of {object}s following a meandering route",
                 "{object}s placed one after another along a twisting track",
+                "{subject} lined along a winding route",
+                "a trail of {subject} snaking from a start to a finish",
+                "{subject} following a curving way from one point to another",
+                "{subject} placed along a meandering course",
                 "a trail of {subject} marking the way along a curvy route",
             ],
             Relation::Occlusion => &[
                 "{object}s overlapping in layers, each partly hiding the one behind it",
                 "a fanned pile of {object}s, one in front of another",
-                "layered {object}s where the nearer ones cover part of the farther ones",
+                "{object}s where the nearer ones cover part of the farther ones",
                 "{object}s placed on top of each other with an offset so that every layer peeks out",
+                "{subject} overlapping so that the front hides the back",
+                "{subject} partly covering one another, the front one whole",
+                "{subject} stacked in depth, one in front of another",
+                "overlapping copies of {subject} receding behind each other",
                 "overlapping {subject}, the front one occluding the rest",
             ],
             Relation::PartWhole => &[
@@ -310,6 +376,10 @@ impl Relation {
                 "a close-up inset zooming in on a detail of the {object}",
                 "{object} with a magnified detail shown in a separate inset",
                 "the complete {object} and a zoomed-in fragment of it",
+                "{subject} with a close-up of one of its details",
+                "a magnified part of {subject} shown beside the whole",
+                "{subject} and an enlarged inset of a small region",
+                "zooming into a detail of {subject}",
                 "part and whole: {subject} and a magnified piece of it",
             ],
             Relation::Balance => &[
@@ -317,6 +387,10 @@ impl Relation {
                 "a seesaw weighed down by the heavier load of {object}s",
                 "two loads of {object}s on a beam that leans toward the larger pile",
                 "{object}s on a scale, the side with more sinking lower",
+                "{subject} on a tipping beam, the heavier side lower",
+                "a scale weighed down on the side with more {subject}",
+                "{subject} piled unevenly on a balance that leans",
+                "uneven loads of {subject} tilting a seesaw",
                 "a weighing beam unbalanced by uneven amounts of {subject}",
             ],
             Relation::DensityGradient => &[
@@ -324,6 +398,10 @@ impl Relation {
                 "a scatter of {object}s whose density fades from dense to sparse",
                 "many {object}s packed at one end, only a few at the far end",
                 "{object}s spreading out and becoming rarer across the {scene}",
+                "{subject} dense at one end and sparse at the other",
+                "a crowd of {subject} thinning out gradually",
+                "{subject} scattered with decreasing density across the {scene}",
+                "{subject} clustered tightly on one side, sparse on the other",
                 "{subject} dispersing gradually, from a thick crowd to a scattered few",
             ],
             Relation::Spiral => &[
@@ -331,6 +409,10 @@ impl Relation {
                 "a spiral of {object}s growing larger as it coils away from the centre",
                 "{object}s following a coiling path that turns around and around",
                 "a whorl of {object}s turning outward from the middle",
+                "{subject} coiling outward in a spiral",
+                "a spiral of {subject} that widens as it turns",
+                "{subject} winding about a centre, getting farther out",
+                "{subject} placed along a swirl from the middle outward",
                 "{subject} arranged in an ever-widening swirl",
             ],
             Relation::Pairing => &[
@@ -338,6 +420,10 @@ impl Relation {
                 "two rows of {object}s matched one to one by connecting lines",
                 "{object}s paired up, every item linked to a counterpart",
                 "a matching exercise where lines connect {object}s in pairs",
+                "{subject} matched in pairs by connecting lines",
+                "lines linking each of {subject} to one partner",
+                "two sets of {subject} joined one to one",
+                "{subject} paired off between two rows",
                 "one-to-one correspondence between two sets of {subject}",
             ],
             Relation::Filling => &[
@@ -345,6 +431,10 @@ impl Relation {
                 "{container}s whose content level rises from one to the next",
                 "a sequence of {container}s going from empty to full",
                 "{container}s showing stages of being filled up",
+                "{subject} filled to a higher level at each step",
+                "a row of {container}s with rising content",
+                "{subject} going from empty to full in stages",
+                "the level inside {subject} climbing step by step",
                 "{subject} filling gradually, level by level",
             ],
             Relation::MotionTrail => &[
@@ -352,13 +442,21 @@ impl Relation {
                 "a moving {object} with a trail of ghostly earlier positions",
                 "the path of a travelling {object} shown by faint afterimages",
                 "successive snapshots of one {object} moving, the older ones paler",
+                "{subject} moving, with fading traces of where it was",
+                "a moving {subject} followed by ghostly copies",
+                "{subject} leaving a trail of paler earlier positions",
+                "snapshots of {subject} in motion, older ones fainter",
                 "a motion trail of {subject} sweeping through the {scene}",
             ],
             Relation::MissingOne => &[
                 "a regular grid of {object}s with one place left empty",
                 "{object}s in neat rows where a single spot is missing",
-                "an orderly arrangement of {object}s with one gap",
+                "a repeating pattern of {object}s with one piece gone",
                 "every slot holds a {object} except one",
+                "{subject} arranged in a grid with one empty slot",
+                "a regular array of {subject} with a single gap",
+                "{subject} in rows and columns with one of them missing",
+                "a regular pattern of {subject} interrupted by one gap",
                 "a pattern of {subject} with a piece missing",
             ],
             Relation::SelfSimilarity => &[
@@ -366,6 +464,10 @@ impl Relation {
                 "a fractal of {object}s: each one surrounded by smaller versions",
                 "{object}s repeated at ever smaller scales around each other",
                 "a self-similar figure built from {object}s at three sizes",
+                "{subject} surrounded by smaller copies of itself, repeatedly",
+                "a fractal made of {subject} at several scales",
+                "{subject} branching into tinier versions of itself",
+                "copies of {subject} repeating at shrinking scales around each other",
                 "{subject} repeating within itself like a fractal",
             ],
             Relation::Sorting => &[
@@ -373,6 +475,10 @@ impl Relation {
                 "a jumbled row of {object}s and the same row sorted from small to large",
                 "unordered {object}s on one side, ranked by size on the other",
                 "sorting {object}s: the mixed sequence becomes an ordered one",
+                "{subject} in random order, then arranged by size",
+                "a shuffled row of {subject} above the same row sorted",
+                "{subject} rearranged from jumbled to ordered by size",
+                "the same {subject} before and after sorting by size",
                 "{subject} rearranged from random order into ascending order",
             ],
         }
@@ -486,19 +592,10 @@ pub fn draw(relation: Relation, look: &Look, canvas: &mut Canvas, rng: &mut impl
             }
         }
         Relation::OddOneOut => {
-            let (mut rows, mut cols) = (rng.random_range(3..=4), rng.random_range(3..=5));
-            if rng.random_bool(0.3) {
-                std::mem::swap(&mut rows, &mut cols);
-            }
-            let cell = 228.0 / rows.max(cols) as f32;
-            let r = cell * 0.36 * look.scale.min(1.05);
-            let odd = rng.random_range(0..rows * cols);
+            let (cells, r) = object_grid(look, rng);
+            let odd = rng.random_range(0..cells.len() as i32) as usize;
             let by_shape = rng.random_bool(0.5);
-            for i in 0..rows * cols {
-                let centre = (
-                    SCENE / 2.0 + (i % cols) as f32 * cell - (cols - 1) as f32 * cell / 2.0,
-                    SCENE / 2.0 + (i / cols) as f32 * cell - (rows - 1) as f32 * cell / 2.0,
-                );
+            for (i, &centre) in cells.iter().enumerate() {
                 let (shape, colour) = match (i == odd, by_shape) {
                     (false, _) => (look.shape, p.main),
                     (true, true) => (look.other_shape, p.main),
@@ -823,4 +920,24 @@ pub fn draw(relation: Relation, look: &Look, canvas: &mut Canvas, rng: &mut impl
             super::structures::draw(structure, look, canvas, rng);
         }
     }
+}
+
+/// A grid of 3 to 5 by 3 to 4 places (either way round) filling the scene: their centres, row
+/// by row, and the radius of an object in one.
+pub(super) fn object_grid(look: &Look, rng: &mut impl Rng) -> (Vec<Pt>, f32) {
+    // i32 draws (and the callers' pick of a place as i32): the scenes' streams stay as first drawn.
+    let (mut rows, mut cols) = (rng.random_range(3..=4i32), rng.random_range(3..=5i32));
+    if rng.random_bool(0.3) {
+        std::mem::swap(&mut rows, &mut cols);
+    }
+    let cell = 228.0 / rows.max(cols) as f32;
+    let centres = (0..rows * cols)
+        .map(|i| {
+            (
+                SCENE / 2.0 + (i % cols) as f32 * cell - (cols - 1) as f32 * cell / 2.0,
+                SCENE / 2.0 + (i / cols) as f32 * cell - (rows - 1) as f32 * cell / 2.0,
+            )
+        })
+        .collect();
+    (centres, cell * 0.36 * look.scale.min(1.05))
 }

@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::appearance::{clip_half_plane, mix, Canvas, Object, Pt, Rgb, Shape, Style, SCENE};
-use super::relations::{any_direction, line_positions, Direction, Look, Relation};
+use super::relations::{any_direction, line_positions, object_grid, Direction, Look, Relation};
 
 /// Draws one of the structure families; returns false for a family drawn elsewhere.
 pub(super) fn draw(relation: Relation, look: &Look, canvas: &mut Canvas, rng: &mut impl Rng) -> bool {
@@ -484,19 +484,10 @@ fn motion_trail(look: &Look, canvas: &mut Canvas, rng: &mut impl Rng) {
 /// A regular grid of identical objects with one place empty, its outline left faintly.
 fn missing_one(look: &Look, canvas: &mut Canvas, rng: &mut impl Rng) {
     let p = look.palette;
-    let (mut rows, mut cols) = (rng.random_range(3..=4), rng.random_range(3..=5));
-    if rng.random_bool(0.3) {
-        std::mem::swap(&mut rows, &mut cols);
-    }
-    let cell = 228.0 / rows.max(cols) as f32;
-    let r = cell * 0.36 * look.scale.min(1.05);
-    let gap = rng.random_range(0..rows * cols);
+    let (cells, r) = object_grid(look, rng);
+    let gap = rng.random_range(0..cells.len() as i32) as usize;
     let ghost = rng.random_bool(0.6);
-    for i in 0..rows * cols {
-        let centre = (
-            SCENE / 2.0 + (i % cols) as f32 * cell - (cols - 1) as f32 * cell / 2.0,
-            SCENE / 2.0 + (i / cols) as f32 * cell - (rows - 1) as f32 * cell / 2.0,
-        );
+    for (i, &centre) in cells.iter().enumerate() {
         if i != gap {
             canvas.object(&look.object(look.shape, centre, r, look.tilt, p.main));
         } else if ghost {

@@ -18,7 +18,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use anyhow::Context;
-use burn::backend::{Autodiff, NdArray};
+use burn::backend::{Autodiff, Flex};
 use burn::module::{AutodiffModule, Module};
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer};
 use burn::grad_clipping::GradientClippingConfig;
@@ -35,7 +35,7 @@ pub use data::Augment;
 use data::{batch_indices, caption_embeddings, Batch, SceneSplit};
 use infonce::{info_nce, Temperature};
 
-pub(crate) type Inner = NdArray<f32>;
+pub(crate) type Inner = Flex;
 pub(crate) type Train = Autodiff<Inner>;
 
 /// Everything that defines a run; saved as `OUT/train.json` and checked on resume.
@@ -68,9 +68,18 @@ pub struct TrainOptions {
     /// Label-preserving changes to training images (runs saved before this option had none).
     #[serde(default)]
     pub augment: Augment,
+    /// Weight of a second term pulling each image toward the mean MiniLM vector of its
+    /// relation's training captions (1 - cosine): InfoNCE alone only separates the captions of
+    /// a batch, so an unseen paraphrase of an idea can land nearer another idea's images.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub centroid_weight: f32,
     /// Train the Qwen relsim encoder (LoRA, query row, projection) instead of relsim-lite.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qwen: Option<qwen::QwenSpec>,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 /// Which images of a batch are positives of each other in the contrastive loss.
@@ -221,7 +230,7 @@ impl Trainee for LiteTrainee<Train> {
 pub fn train(options: &TrainOptions, out: &Path, minilm_dir: &Path, stop_at: Option<usize>, observer: &mut dyn TrainObserver) -> anyhow::Result<TrainEnd> {
     let run = RunDir(out.to_path_buf());
     std::fs::create_dir_all(&run.0).with_context(|| format!("creating {}", run.0.display()))?;
-    let device = burn::backend::ndarray::NdArrayDevice::Cpu;
+    let device = burn::backend::flex::FlexDevice;
     if let Ok(saved) = std::fs::read(run.options()) {
         let saved: TrainOptions = serde_json::from_slice(&saved).with_context(|| format!("parsing {}", run.options().display()))?;
         anyhow::ensure!(
@@ -260,11 +269,12 @@ fn run_loop<T: Trainee>(
     stop_at: Option<usize>,
     observer: &mut dyn TrainObserver,
 ) -> anyhow::Result<TrainEnd> {
-    let device = burn::backend::ndarray::NdArrayDevice::Cpu;
+    let device = burn::backend::flex::FlexDevice;
     let train = SceneSplit::load(&options.data, Split::Train, image_size)?;
     let val = if options.validate_every > 0 { Some(SceneSplit::load(&options.data, Split::Val, image_size)?) } else { None };
     let cache = options.data.join("caption-embeddings.json");
     let caption_vectors = caption_embeddings(&train.captions, minilm_dir, &cache)?;
+    let centroids = relation_centroids(&train, &caption_vectors);
 
     let mut optimizer = AdamWConfig::new()
         .with_weight_decay(options.weight_decay)
@@ -306,8 +316,17 @@ fn run_loop<T: Trainee>(
                 Positives::Caption => ids,
                 Positives::Relation => indices.iter().map(|&i| train.relation_ids[i]).collect(),
             };
-            let out = info_nce(model.embed(context, &train.batch(&indices, options.augment, options.seed, draw))?, captions, &groups, model.temperature());
-            let loss = out.loss / accumulation as f32;
+            let images = model.embed(context, &train.batch(&indices, options.augment, options.seed, draw))?;
+            let out = info_nce(images.clone(), captions, &groups, model.temperature());
+            let mut loss = out.loss;
+            if options.centroid_weight > 0.0 {
+                let targets: Vec<f32> = indices.iter().flat_map(|&i| centroids[train.relation_ids[i]].iter().copied()).collect();
+                let targets = Tensor::<Train, 2>::from_data(TensorData::new(targets, [indices.len(), caption_vectors[0].len()]), &device);
+                // Both sides are unit vectors: the row sums of their product are cosines.
+                let misalignment = (images * targets).sum_dim(1).neg().add_scalar(1.0).mean();
+                loss = loss + misalignment * options.centroid_weight;
+            }
+            let loss = loss / accumulation as f32;
             loss_sum += loss.clone().into_data().convert::<f32>().into_vec::<f32>().expect("f32")[0];
             accuracy_sum += out.accuracy / accumulation as f32;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -338,6 +357,27 @@ fn run_loop<T: Trainee>(
     }
     model.export(context, &run.model())?;
     Ok(TrainEnd::Finished)
+}
+
+/// The unit mean of the caption vectors of each relation (indexed as `Relation::ALL`; a
+/// relation the split lacks gets zeros).
+fn relation_centroids(split: &SceneSplit, caption_vectors: &[Vec<f32>]) -> Vec<Vec<f32>> {
+    let dim = caption_vectors[0].len();
+    let mut sums = vec![vec![0f32; dim]; crate::scenes::Relation::ALL.len()];
+    let mut seen = std::collections::BTreeSet::new();
+    for (&caption, &relation) in split.caption_ids.iter().zip(&split.relation_ids) {
+        // Each distinct caption once, whatever its number of images.
+        if seen.insert(caption) {
+            sums[relation].iter_mut().zip(&caption_vectors[caption]).for_each(|(s, v)| *s += v);
+        }
+    }
+    for sum in &mut sums {
+        let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            sum.iter_mut().for_each(|v| *v /= norm);
+        }
+    }
+    sums
 }
 
 /// Drops metric lines after `step` (they belong to the part of the run being replayed).
@@ -420,6 +460,25 @@ pub fn load_any(path: &Path) -> anyhow::Result<(LiteConfig, RelsimLite<Inner>)> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relation_centroids_are_unit_means_of_each_distinct_caption() {
+        // Caption 0 shows up twice: counted once, else the centroid would lean toward it.
+        let split = SceneSplit {
+            records: Vec::new(),
+            images: Vec::new(),
+            caption_ids: vec![0, 0, 1, 2],
+            captions: vec!["a".into(), "b".into(), "c".into()],
+            relation_ids: vec![3, 3, 3, 5],
+        };
+        let vectors = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.6, 0.8]];
+        let centroids = relation_centroids(&split, &vectors);
+        assert_eq!(centroids.len(), crate::scenes::Relation::ALL.len());
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        assert!((centroids[3][0] - h).abs() < 1e-6 && (centroids[3][1] - h).abs() < 1e-6, "{:?}", centroids[3]);
+        assert_eq!(centroids[5], vec![0.6, 0.8]);
+        assert_eq!(centroids[0], vec![0.0, 0.0], "a relation without captions has no pull");
+    }
 
     #[test]
     fn learning_rate_warms_up_then_follows_a_cosine() {

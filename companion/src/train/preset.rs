@@ -24,7 +24,8 @@ impl Preset {
             Preset::Lite => TrainOptions {
                 data: data.to_path_buf(),
                 model: LiteConfig::new(),
-                steps: 5000,
+                // About 50 minutes on 2 cores (270 images/s).
+                steps: 12000,
                 batch_size: 64,
                 accumulation: 1,
                 learning_rate: 1e-3,
@@ -33,10 +34,11 @@ impl Preset {
                 weight_decay: 0.05,
                 clip_norm: 1.0,
                 checkpoint_every: 100,
-                validate_every: 500,
+                validate_every: 1000,
                 seed: 0,
                 positives: Positives::Relation,
                 augment: Augment::Channels,
+                centroid_weight: 1.0,
                 qwen: None,
             },
             Preset::Tiny => TrainOptions {
@@ -55,6 +57,7 @@ impl Preset {
                 seed: 0,
                 positives: Positives::Relation,
                 augment: Augment::Channels,
+                centroid_weight: 1.0,
                 qwen: None,
             },
             Preset::QwenTiny => TrainOptions {
@@ -74,6 +77,7 @@ impl Preset {
                 seed: 0,
                 positives: Positives::Relation,
                 augment: Augment::None,
+                centroid_weight: 0.0,
                 qwen: None,
             },
         }

@@ -82,7 +82,7 @@ pub struct QwenContext {
 }
 
 /// A fresh LoRA pair as PEFT initialises it: A kaiming-uniform (a = √5, i.e. U(±1/√in)), B zero.
-fn fresh_lora(d_in: usize, rank: usize, d_out: usize, spec: &QwenSpec, device: &burn::backend::ndarray::NdArrayDevice) -> Lora<Train> {
+fn fresh_lora(d_in: usize, rank: usize, d_out: usize, spec: &QwenSpec, device: &burn::backend::flex::FlexDevice) -> Lora<Train> {
     let bound = 1.0 / (d_in as f64).sqrt();
     Lora {
         a: LinearConfig::new(d_in, rank).with_bias(false).with_initializer(Initializer::Uniform { min: -bound, max: bound }).init(device),
@@ -93,7 +93,7 @@ fn fresh_lora(d_in: usize, rank: usize, d_out: usize, spec: &QwenSpec, device: &
 }
 
 /// Loads the frozen base and builds the trainable parts.
-pub fn init(spec: &QwenSpec, device: &burn::backend::ndarray::NdArrayDevice) -> anyhow::Result<(QwenContext, QwenTrainee<Train>)> {
+pub fn init(spec: &QwenSpec, device: &burn::backend::flex::FlexDevice) -> anyhow::Result<(QwenContext, QwenTrainee<Train>)> {
     let BaseFolder { config_path, config, weights, layout, prompt, mut image_config } = BaseFolder::open(&spec.base, spec.tokenizer.as_deref(), None)?;
     image_config.backend = spec.image_backend;
     let t = &config.text;
