@@ -9,7 +9,6 @@ use relsim_companion::encoders::{by_name, EncoderOptions, ImageEncoder, BASELINE
 use relsim_companion::scenes::bench::{evaluate, text_to_image_precision, RetrievalMetrics};
 use relsim_companion::scenes::generate::{sample_split, Families, Record, SceneSet, Split};
 use relsim_companion::scenes::Relation;
-use relsim_shared::vectors::dot;
 use relsim_shared::text::minilm::MiniLm;
 use relsim_shared::vectors::{dot, weighted_sum};
 
