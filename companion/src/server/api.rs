@@ -375,10 +375,14 @@ fn compose(state: &ApiState, catalog: &Catalog, parts: Vec<ComposePart>) -> Resu
         }
         exclude.extend(resolved.exclude);
     }
-    let as_slices = |list: &[(Vec<f32>, f32)]| list.iter().map(|(v, w)| (v.as_slice(), *w)).collect::<Vec<_>>();
     let relational = weighted_sum(&as_slices(&ideas)).ok_or_else(|| Failure::bad_request("the parts cancel out: their weighted sum is a zero vector"))?;
     let attribute = weighted_sum(&as_slices(&looks));
     Ok(Resolved { relational, attribute, exclude, upload: None })
+}
+
+/// Borrowed views of owned (vector, weight) pairs.
+fn as_slices(list: &[(Vec<f32>, f32)]) -> Vec<(&[f32], f32)> {
+    list.iter().map(|(v, w)| (v.as_slice(), *w)).collect()
 }
 
 /// Paging and weight of an image search.
