@@ -198,7 +198,10 @@ check(params(page).get("image") === beforeClick, "Back returns to the previous q
 // keeps them, and a new query starts without them.
 {
   const base = params(page).get("image");
-  const before = await hitIds(page, "same-idea");
+  // The page's own search requests, to see the composite query it sends.
+  const sent = [];
+  const onRequest = (r) => { if (r.url().endsWith("/api/search") && r.method() === "POST") sent.push(JSON.parse(r.postData())); };
+  page.on("request", onRequest);
   await page.click("#same-idea .hit .add-also");
   await waitResults(page, "also=");
   const also = params(page).get("also");
@@ -209,9 +212,12 @@ check(params(page).get("image") === beforeClick, "Back returns to the previous q
   await waitResults(page, "plus=");
   check(params(page).get("plus") === other.caption, `the added idea is in the address: ${params(page).get("plus")}`);
   check((await page.$$("#extras .extra")).length === 2, "two chips: the added image and the added idea");
-  const count = (ids, rel) => ids.slice(0, 10).filter((h) => relation(h) === rel).length;
-  const brought = count(await hitIds(page, "same-idea"), other.relation);
-  check(brought > count(before, other.relation), `adding "${other.caption}" brings ${other.relation} forward: ${count(before, other.relation)} → ${brought} of 10`);
+  const last = sent.filter((b) => b.query.kind === "compose").pop();
+  const parts = last?.query.parts.map((p) => `${p.query.kind}:${p.weight}`).join(" ");
+  check(parts === "id:1 id:1 vector:1" || parts === "id:1 id:1 text:1", `the page asks the companion for image + image + idea: ${parts}`);
+  check(last.query.parts[0].query.id === base && last.query.parts[1].query.id === also, "the query image first, then the added one");
+  const hits = await hitIds(page, "same-idea");
+  check(!hits.includes(base) && !hits.includes(also), "neither asking image is among the results");
   await page.screenshot({ path: path.join(artifacts, "explorer-compose.png"), fullPage: true });
   await page.reload();
   await waitResults(page, "plus=");
@@ -220,6 +226,8 @@ check(params(page).get("image") === beforeClick, "Back returns to the previous q
   await page.click("#subtract-idea");
   await waitResults(page, "minus=");
   check(await page.$eval('#extras .extra[data-kind="minus"]', (c) => c.textContent.startsWith("−")), "a taken-away idea shows as − idea");
+  const minus = sent.filter((b) => b.query.kind === "compose").pop();
+  check(minus?.query.parts.at(-1).weight === -1, `a taken-away idea is sent with weight -1 (${minus?.query.parts.map((p) => p.weight).join(", ")})`);
   await page.click('#extras .extra[data-kind="plus"] .remove-extra');
   await page.waitForFunction(() => !location.search.includes("plus="));
   await waitResults(page, "minus=");
@@ -228,6 +236,7 @@ check(params(page).get("image") === beforeClick, "Back returns to the previous q
   await page.waitForFunction(() => !location.search.includes("also=") && !location.search.includes("minus="));
   await waitResults(page, base);
   check((await page.$$("#extras .extra")).length === 0, "a new query starts without additions");
+  page.off("request", onRequest);
 }
 
 // The keyboard: step through the map (most related first) and search with Enter.
