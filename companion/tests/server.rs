@@ -280,6 +280,36 @@ fn the_server_defends_localhost_searches_and_survives_bad_input() {
     let cos: f32 = row(a).iter().zip(row(b)).map(|(x, y)| x * y).sum();
     assert!((cos as f64 - ab["relational"].as_f64().unwrap()).abs() < 1e-5);
 
+    // --- Composite queries: the parts' idea vectors summed by weight and renormalised, the look
+    // of the positive image parts, every asking library image left out.
+    let c = images[2]["id"].as_str().unwrap();
+    let part = |query: Value, weight: f32| json!({ "query": query, "weight": weight });
+    let compose = |parts: Vec<Value>| server.post_json("/api/search", &json!({ "query": { "kind": "compose", "parts": parts }, "k": 56, "weight": 1.0, "map": true }));
+    let alone = compose(vec![part(json!({ "kind": "id", "id": a }), 2.0)]).json();
+    let plain = server.post_json("/api/search", &json!({ "query": { "kind": "id", "id": a }, "k": 56, "weight": 1.0, "map": true })).json();
+    let scores = |r: &Value| r["results"].as_array().unwrap().iter().map(|h| (h["image"]["id"].as_str().unwrap().to_string(), h["relational"].as_f64().unwrap(), h["attribute"].as_f64().unwrap())).collect::<Vec<_>>();
+    for (x, y) in scores(&alone).iter().zip(scores(&plain)) {
+        assert!(x.0 == y.0 && (x.1 - y.1).abs() < 1e-5 && (x.2 - y.2).abs() < 1e-5, "one part is the query itself: {x:?} vs {y:?}");
+    }
+    assert_eq!(alone["total"], 55);
+    let mixed = compose(vec![part(json!({ "kind": "id", "id": a }), 1.0), part(json!({ "kind": "id", "id": b }), 0.5), part(json!({ "kind": "text", "text": caption }), -0.25)]);
+    assert_eq!(mixed.status, 200, "{}", String::from_utf8_lossy(&mixed.body));
+    let mixed = mixed.json();
+    assert_eq!(mixed["total"], 54, "both asking images are left out");
+    let caption_vector = embed_text(caption);
+    let mut expected: Vec<f32> = (0..384).map(|i| row(a)[i] + 0.5 * row(b)[i] - 0.25 * caption_vector[i]).collect();
+    relsim_shared::vectors::l2_normalize(&mut expected);
+    for hit in mixed["results"].as_array().unwrap() {
+        let id = hit["image"]["id"].as_str().unwrap();
+        assert!(id != a && id != b);
+        let want: f32 = expected.iter().zip(row(id)).map(|(x, y)| x * y).sum();
+        assert!((hit["relational"].as_f64().unwrap() - want as f64).abs() < 1e-4, "{id}: {} vs {want}", hit["relational"]);
+        assert!(hit["attribute"].is_number(), "image parts give a look to compare");
+    }
+    let ideas_only = compose(vec![part(json!({ "kind": "text", "text": caption }), 1.0), part(json!({ "kind": "id", "id": c }), -0.5)]).json();
+    assert!(ideas_only["results"][0]["attribute"].is_null(), "an image only subtracted gives no look");
+    assert_eq!(ideas_only["total"], 55);
+
     // --- Bad input: a JSON error with the right status each time, and the server goes on.
     let error = |reply: Reply, status: u16| {
         assert_eq!(reply.status, status, "{} {}", reply.head, String::from_utf8_lossy(&reply.body));
@@ -302,6 +332,18 @@ fn the_server_defends_localhost_searches_and_survives_bad_input() {
     error(server.post_json("/api/search", &json!({ "query": { "kind": "id", "id": id }, "weight": 2.0 })), 400);
     error(server.post_json("/api/search", &json!({ "query": { "kind": "vector", "vector": [1.0, 2.0] } })), 400);
     error(server.post_json("/api/search", &json!({ "query": { "kind": "text", "text": "  " } })), 400);
+    let message = |reply: Reply, status: u16, words: &str| {
+        assert_eq!(reply.status, status, "{}", String::from_utf8_lossy(&reply.body));
+        let text = reply.json()["error"].as_str().unwrap().to_string();
+        assert!(text.contains(words), "`{text}` should say `{words}`");
+    };
+    message(compose(vec![]), 400, "at least one part");
+    message(compose((0..17).map(|_| part(json!({ "kind": "id", "id": a }), 1.0)).collect()), 400, "at most 16 parts");
+    message(compose(vec![part(json!({ "kind": "id", "id": a }), 1.0), part(json!({ "kind": "id", "id": a }), -1.0)]), 400, "cancel");
+    message(compose(vec![part(json!({ "kind": "id", "id": a }), 1.0), part(json!({ "kind": "id", "id": "nope" }), 1.0)]), 404, "part 2: no library image has id `nope`");
+    message(compose(vec![part(json!({ "kind": "compose", "parts": [] }), 1.0)]), 400, "part 1: a part cannot itself be a compose query");
+    message(compose(vec![part(json!({ "kind": "vector", "vector": [1.0, 0.0] }), 1.0)]), 400, "values");
+    error(server.post_json("/api/search", &json!({ "query": { "kind": "compose", "parts": [{ "query": { "kind": "id", "id": a } }] } })), 422);
     error(server.get("/api/images/nope/thumbnail"), 404);
     error(server.get("/api/nothing/here"), 404);
     error(server.call("DELETE", "/api/search", &[], b""), 405);

@@ -50,11 +50,28 @@ pub struct UrlState {
     pub lesson: Vec<(String, String)>,
     /// The classroom pair shown.
     pub slide: usize,
+    /// Added to the query: more images (the idea they share with it) and ideas, or ideas
+    /// taken away from it.
+    pub extras: Vec<Extra>,
 }
+
+/// Something added to or taken from the explorer's query (a composite query).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Extra {
+    /// Another library image: ask for the idea the images share.
+    Image(String),
+    /// An idea added to the query.
+    Plus(String),
+    /// An idea taken away ("not this idea").
+    Minus(String),
+}
+
+/// Most extras the URL keeps (a composite query has at most 16 parts, the query itself one).
+pub const MAX_EXTRAS: usize = crate::protocol::MAX_COMPOSE_PARTS - 1;
 
 impl Default for UrlState {
     fn default() -> Self {
-        UrlState { view: View::Explore, query: None, weight: DEFAULT_WEIGHT, lesson: Vec::new(), slide: 0 }
+        UrlState { view: View::Explore, query: None, weight: DEFAULT_WEIGHT, lesson: Vec::new(), slide: 0, extras: Vec::new() }
     }
 }
 
@@ -97,8 +114,16 @@ impl UrlState {
                         .collect()
                 }
                 "slide" => state.slide = value.parse().unwrap_or(0),
+                "also" => state.extras.extend(value.split(',').filter(|id| is_id(id)).map(|id| Extra::Image(id.to_lowercase()))),
+                "plus" if !value.trim().is_empty() => state.extras.push(Extra::Plus(value.into_owned())),
+                "minus" if !value.trim().is_empty() => state.extras.push(Extra::Minus(value.into_owned())),
                 _ => {}
             }
+        }
+        state.extras.truncate(MAX_EXTRAS);
+        // Extras change a query; without one they mean nothing.
+        if state.query.is_none() {
+            state.extras.clear();
         }
         state.slide = state.slide.min(state.lesson.len().saturating_sub(1));
         state
@@ -121,6 +146,23 @@ impl UrlState {
                 out.append_pair("idea", text);
             }
             None => {}
+        }
+        // Extras only mean something beside a query.
+        let extras = if self.query.is_some() { &self.extras[..] } else { &[] };
+        let also: Vec<&str> = extras.iter().filter_map(|e| if let Extra::Image(id) = e { Some(id.as_str()) } else { None }).collect();
+        if !also.is_empty() {
+            out.append_pair("also", &also.join(","));
+        }
+        for extra in extras {
+            match extra {
+                Extra::Plus(text) => {
+                    out.append_pair("plus", text);
+                }
+                Extra::Minus(text) => {
+                    out.append_pair("minus", text);
+                }
+                Extra::Image(_) => {}
+            }
         }
         if (self.weight - DEFAULT_WEIGHT).abs() > 1e-6 {
             out.append_pair("w", &format!("{:.2}", self.weight));
@@ -280,6 +322,7 @@ mod tests {
             weight: 0.35,
             lesson: vec![(hex('a'), hex('b')), (hex('c'), hex('d'))],
             slide: 1,
+            extras: vec![Extra::Image(hex('1')), Extra::Image(hex('2')), Extra::Plus("one {object} stands out".into()), Extra::Minus("a {thing}, mirrored".into())],
         };
         let url = state.to_query_string();
         assert!(url.starts_with("?view=classroom&idea=growth+stages+of+%7Bsubject%7D+%26+more%2C+100%25"), "{url}");
@@ -297,6 +340,14 @@ mod tests {
         assert_eq!(bad.lesson, vec![("aa".to_string(), "bb".to_string())]);
         assert_eq!(bad.slide, 0);
         assert_eq!(UrlState::parse("w=NaN").weight, DEFAULT_WEIGHT);
+        // Extras: images first (one `also`), then ideas in order; only with a query, at most 15.
+        let url = format!("?image={}&also={},{},zz&plus=a&minus=b&plus=c", hex('a'), hex('b'), hex('c'));
+        let parsed = UrlState::parse(&url);
+        assert_eq!(parsed.extras, vec![Extra::Image(hex('b')), Extra::Image(hex('c')), Extra::Plus("a".into()), Extra::Minus("b".into()), Extra::Plus("c".into())]);
+        assert_eq!(UrlState::parse(&parsed.to_query_string()), parsed);
+        assert!(UrlState::parse("plus=a&minus=b").extras.is_empty(), "nothing to add to");
+        let many = format!("idea=x{}", "&plus=y".repeat(40));
+        assert_eq!(UrlState::parse(&many).extras.len(), MAX_EXTRAS);
     }
 
     #[test]

@@ -118,7 +118,25 @@ pub enum SearchQuery {
     /// An image uploaded earlier to `/api/search/image`, by the `upload` id it answered with
     /// (the companion remembers the last few uploads, so a new weight or page needs no upload).
     Upload { id: String },
+    /// Several queries at once: their relational vectors added by weight (a negative weight
+    /// subtracts an idea) and renormalised; the look compared with is that of the image parts
+    /// with positive weights. Several images together ask for the idea they share.
+    Compose { parts: Vec<ComposePart> },
 }
+
+/// One part of a composite query.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ComposePart {
+    /// Any query but a composite one.
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
+    pub query: SearchQuery,
+    /// Its weight: positive adds the idea, negative takes it away.
+    pub weight: f32,
+}
+
+/// Most parts of a composite query.
+pub const MAX_COMPOSE_PARTS: usize = 16;
 
 /// A search by library image, text or vector (`POST /api/search`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

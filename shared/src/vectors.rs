@@ -24,6 +24,24 @@ pub fn l2_normalize(v: &mut [f32]) {
     }
 }
 
+/// The unit vector along `sum(weight * v)` over `parts` (vectors of one length): several ideas
+/// as one query, a negative weight taking an idea away. None when the parts cancel out (the sum
+/// is rounding noise next to the weights) or there are none.
+pub fn weighted_sum(parts: &[(&[f32], f32)]) -> Option<Vec<f32>> {
+    let (first, _) = parts.first()?;
+    let mut sum = vec![0f32; first.len()];
+    for (v, w) in parts {
+        sum.iter_mut().zip(v.iter()).for_each(|(s, x)| *s += w * x);
+    }
+    let norm = dot(&sum, &sum).sqrt();
+    let scale: f32 = parts.iter().map(|(_, w)| w.abs()).sum();
+    if !(norm > 1e-4 * scale) {
+        return None;
+    }
+    sum.iter_mut().for_each(|x| *x /= norm);
+    Some(sum)
+}
+
 /// The dot product of two vectors of the same length.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -186,6 +204,20 @@ pub fn exact_top_k(lo: &[f32], hi: &[f32], k: usize, mut exact: impl FnMut(usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weighted_sums_add_and_take_away_ideas() {
+        let (x, y) = ([1.0f32, 0.0, 0.0], [0.0f32, 1.0, 0.0]);
+        let both = weighted_sum(&[(&x, 1.0), (&y, 1.0)]).unwrap();
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        assert!(max_abs_diff(&both, &[h, h, 0.0]) < 1e-6, "{both:?}");
+        let leaning = weighted_sum(&[(&x, 3.0), (&y, -1.0)]).unwrap();
+        assert!(leaning[0] > 0.9 && leaning[1] < 0.0, "{leaning:?}");
+        assert!((dot(&leaning, &leaning) - 1.0).abs() < 1e-6);
+        assert_eq!(weighted_sum(&[(&x, 1.0), (&x, -1.0)]), None, "an idea minus itself is nothing");
+        assert_eq!(weighted_sum(&[(&x, 0.0)]), None);
+        assert_eq!(weighted_sum(&[]), None);
+    }
 
     #[test]
     fn int8_search_finds_the_exact_top_k() {

@@ -27,6 +27,7 @@ const scenes = fs.readFileSync(dataFile, "utf8").trim().split("\n").map((l) => J
 const total = scenes.length;
 const relationOf = new Map(scenes.map((s) => [s.image_hash, s.relation]));
 const relation = (id) => relationOf.get(id.slice(0, 32));
+const relationCaption = (rel) => scenes.find((s) => s.relation === rel).caption;
 const imagesDir = path.join(path.dirname(dataFile), "images");
 
 let failures = 0;
@@ -192,6 +193,51 @@ check(params(page).get("image") === tipId && tipId !== beforeClick, "clicking th
 await page.goBack();
 await waitResults(page, beforeClick);
 check(params(page).get("image") === beforeClick, "Back returns to the previous query");
+
+// Composite queries: add an image from the results and an idea, take an idea away; the address
+// keeps them, and a new query starts without them.
+{
+  const base = params(page).get("image");
+  // The page's own search requests, to see the composite query it sends.
+  const sent = [];
+  const onRequest = (r) => { if (r.url().endsWith("/api/search") && r.method() === "POST") sent.push(JSON.parse(r.postData())); };
+  page.on("request", onRequest);
+  await page.click("#same-idea .hit .add-also");
+  await waitResults(page, "also=");
+  const also = params(page).get("also");
+  check(also?.length === 64 && also !== base, `"+ add to query" puts the image in the address (${also?.slice(0, 8)})`);
+  const other = scenes.find((s) => s.relation !== relation(base) && s.relation !== relation(also));
+  await page.fill("#refine-idea", other.caption);
+  await page.click("#add-idea");
+  await waitResults(page, "plus=");
+  check(params(page).get("plus") === other.caption, `the added idea is in the address: ${params(page).get("plus")}`);
+  check((await page.$$("#extras .extra")).length === 2, "two chips: the added image and the added idea");
+  const last = sent.filter((b) => b.query.kind === "compose").pop();
+  const parts = last?.query.parts.map((p) => `${p.query.kind}:${p.weight}`).join(" ");
+  check(parts === "id:1 id:1 vector:1" || parts === "id:1 id:1 text:1", `the page asks the companion for image + image + idea: ${parts}`);
+  check(last.query.parts[0].query.id === base && last.query.parts[1].query.id === also, "the query image first, then the added one");
+  const hits = await hitIds(page, "same-idea");
+  check(!hits.includes(base) && !hits.includes(also), "neither asking image is among the results");
+  await page.screenshot({ path: path.join(artifacts, "explorer-compose.png"), fullPage: true });
+  await page.reload();
+  await waitResults(page, "plus=");
+  check((await page.$$("#extras .extra")).length === 2, "reloading keeps the composite query");
+  await page.fill("#refine-idea", relationCaption(relation(base)));
+  await page.click("#subtract-idea");
+  await waitResults(page, "minus=");
+  check(await page.$eval('#extras .extra[data-kind="minus"]', (c) => c.textContent.startsWith("−")), "a taken-away idea shows as − idea");
+  const minus = sent.filter((b) => b.query.kind === "compose").pop();
+  check(minus?.query.parts.at(-1).weight === -1, `a taken-away idea is sent with weight -1 (${minus?.query.parts.map((p) => p.weight).join(", ")})`);
+  await page.click('#extras .extra[data-kind="plus"] .remove-extra');
+  await page.waitForFunction(() => !location.search.includes("plus="));
+  await waitResults(page, "minus=");
+  check((await page.$$("#extras .extra")).length === 2, "× removes one addition");
+  await page.click(`#library .grid .thumb[data-id="${base}"]`).catch(() => page.goto(page.url().split("?")[0] + `?image=${base}`));
+  await page.waitForFunction(() => !location.search.includes("also=") && !location.search.includes("minus="));
+  await waitResults(page, base);
+  check((await page.$$("#extras .extra")).length === 0, "a new query starts without additions");
+  page.off("request", onRequest);
+}
 
 // The keyboard: step through the map (most related first) and search with Enter.
 await page.focus(".map-overlay");

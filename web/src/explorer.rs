@@ -5,8 +5,8 @@
 use leptos::ev;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use relsim_shared::explore::{analogies, Query, View};
-use relsim_shared::protocol::{LibraryImage, MapPoint, SearchHit, SearchQuery, SearchResponse};
+use relsim_shared::explore::{analogies, Extra, Query, View, MAX_EXTRAS};
+use relsim_shared::protocol::{ComposePart, LibraryImage, MapPoint, SearchHit, SearchQuery, SearchResponse};
 use wasm_bindgen::JsCast;
 
 use crate::api;
@@ -51,6 +51,25 @@ async fn resolve(query: &Query, model: TextModel) -> Result<(SearchQuery, Option
             Some(IdeaSource { key: "companion", label: "embedded by the companion (the browser's text model is still loading)".into() }),
         ),
     })
+}
+
+/// The page's query with what was added to or taken from it: a composite API query when there
+/// are extras (the query itself weighs 1, an added image or idea +1, a removed idea -1).
+async fn resolve_with_extras(query: &Query, extras: &[Extra], model: TextModel) -> Result<(SearchQuery, Option<IdeaSource>), String> {
+    let (main, source) = resolve(query, model).await?;
+    if extras.is_empty() {
+        return Ok((main, source));
+    }
+    let mut parts = vec![ComposePart { query: main, weight: 1.0 }];
+    for extra in extras {
+        let (query, weight) = match extra {
+            Extra::Image(id) => (SearchQuery::Id { id: id.clone() }, 1.0),
+            Extra::Plus(text) => (resolve(&Query::Idea(text.clone()), model).await?.0, 1.0),
+            Extra::Minus(text) => (resolve(&Query::Idea(text.clone()), model).await?.0, -1.0),
+        };
+        parts.push(ComposePart { query, weight });
+    }
+    Ok((SearchQuery::Compose { parts }, source))
 }
 
 /// An image query answered in this browser (not in the URL: the companion never saw it).
@@ -155,7 +174,7 @@ pub fn Explorer() -> impl IntoView {
 
     // The query or the weight changed: ask again (after a short pause, newest request wins).
     Effect::new(move |_| {
-        let (query, weight) = app.url.with(|s| (s.query.clone(), s.weight));
+        let (query, weight, extras) = app.url.with(|s| (s.query.clone(), s.weight, s.extras.clone()));
         let ticket = latest.next();
         let Some(query) = query else {
             // An answer computed in this browser stays until the next query.
@@ -174,11 +193,12 @@ pub fn Explorer() -> impl IntoView {
             }
             busy.set(true);
             let outcome = async {
-                let (api_query, source) = resolve(&query, model).await?;
+                let (api_query, source) = resolve_with_extras(&query, &extras, model).await?;
                 let left = api::search(api_query.clone(), K, weight, true).await?;
-                let right = match api_query {
-                    SearchQuery::Id { .. } | SearchQuery::Upload { .. } => Some(api::search(api_query, K, 0.0, false).await?),
-                    _ => None,
+                // Looks are compared when the query is an image (its added images join in).
+                let right = match query {
+                    Query::Image(_) | Query::Upload(_) => Some(api::search(api_query, K, 0.0, false).await?),
+                    Query::Idea(_) => None,
                 };
                 Ok::<_, String>((left, right, source))
             }
@@ -240,6 +260,9 @@ pub fn Explorer() -> impl IntoView {
         <section class="panel ask" aria-label="Ask">
             <QueryBar />
             <CurrentQuery source=idea_source />
+            <Show when=move || app.url.with(|s| s.query.is_some())>
+                <Refine />
+            </Show>
             <Show when=move || error.get().is_some()>
                 <p id="explore-error" class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
             </Show>
@@ -451,6 +474,58 @@ fn CurrentQuery(source: RwSignal<Option<IdeaSource>>) -> impl IntoView {
     }
 }
 
+/// Adds `extra` to the query unless it is there already or the query is full.
+fn add_extra(state: &mut relsim_shared::explore::UrlState, extra: Extra) {
+    if !state.extras.contains(&extra) && state.extras.len() < MAX_EXTRAS {
+        state.extras.push(extra);
+    }
+}
+
+/// What was added to or taken from the query, and a box to add or take away an idea.
+#[component]
+fn Refine() -> impl IntoView {
+    let app = expect_context::<AppState>();
+    let typed = RwSignal::new(String::new());
+    let add = move |minus: bool| {
+        let text = typed.get_untracked().trim().to_string();
+        if text.is_empty() {
+            return;
+        }
+        typed.set(String::new());
+        app.update(|s| add_extra(s, if minus { Extra::Minus(text) } else { Extra::Plus(text) }));
+    };
+    let chip = move |(index, extra): (usize, Extra)| {
+        let (kind, label) = match &extra {
+            Extra::Image(id) => ("image", format!("+ image {}", &id[..id.len().min(8)])),
+            Extra::Plus(text) => ("plus", format!("+ {text}")),
+            Extra::Minus(text) => ("minus", format!("− {text}")),
+        };
+        let thumb = if let Extra::Image(id) = &extra { Some(view! { <img src=api::thumbnail(id) alt="" /> }) } else { None };
+        view! {
+            <li class="extra" data-kind=kind>
+                {thumb}
+                <span>{label.clone()}</span>
+                <button class="link remove-extra" aria-label=format!("remove {label}")
+                    on:click=move |_| app.update(|s| { if index < s.extras.len() { s.extras.remove(index); } })>"×"</button>
+            </li>
+        }
+    };
+    view! {
+        <div id="refine" class="refine">
+            <ul id="extras" class="extras" aria-label="Added to the query">
+                {move || app.url.with(|s| s.extras.clone()).into_iter().enumerate().map(chip).collect_view()}
+            </ul>
+            <form class="refine-idea" on:submit=move |e: ev::SubmitEvent| { e.prevent_default(); add(false); }>
+                <label for="refine-idea"><strong>"Refine"</strong>" with an idea"</label>
+                <input id="refine-idea" type="text" autocomplete="off" placeholder="one {object} stands out among many"
+                    prop:value=move || typed.get() on:input=move |e| typed.set(event_target_value(&e)) />
+                <button type="submit" id="add-idea">"+ add idea"</button>
+                <button type="button" id="subtract-idea" on:click=move |_| add(true)>"− take away"</button>
+            </form>
+        </div>
+    }
+}
+
 fn score(value: Option<f32>) -> String {
     value.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into())
 }
@@ -486,6 +561,16 @@ fn ResultColumn(id: &'static str, title: &'static str, note: &'static str, resul
                         <span class="look-score" title="attribute similarity: the same look">"look " {score(hit.attribute)}</span>
                     </p>
                     <p class="why" title=why_all>{why}</p>
+                    {lesson.then(|| {
+                        let (also, also_id) = (hit.image.id.clone(), hit.image.id.clone());
+                        let added = Signal::derive(move || app.url.with(|s| s.extras.contains(&Extra::Image(also_id.clone()))));
+                        view! {
+                            <button class="add-also link" disabled=added title="Ask for the idea this image shares with the query"
+                                on:click=move |_| { let id = also.clone(); app.update(|s| add_extra(s, Extra::Image(id))); }>
+                                {move || if added.get() { "added" } else { "+ add to query" }}
+                            </button>
+                        }
+                    })}
                     {(lesson && query_id.is_some()).then(|| {
                         let q = query_id.clone().unwrap_or_default();
                         view! {

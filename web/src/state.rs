@@ -35,6 +35,8 @@ impl AppState {
     pub fn query(&self, query: Query) {
         self.update(|s| {
             s.query = Some(query);
+            // A new query starts without the old one's additions.
+            s.extras.clear();
             s.view = View::Explore;
         });
     }
@@ -81,7 +83,7 @@ fn sync_url(state: &UrlState, previous: &UrlState) {
     }
     let target = if search.is_empty() { window.location().pathname().unwrap_or_else(|_| "/".into()) } else { search };
     let Ok(history) = window.history() else { return };
-    let new_entry = state.view != previous.view || state.query != previous.query;
+    let new_entry = state.view != previous.view || state.query != previous.query || state.extras != previous.extras;
     let _ = if new_entry {
         history.push_state_with_url(&JsValue::NULL, "", Some(&target))
     } else {

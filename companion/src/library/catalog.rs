@@ -26,8 +26,8 @@ pub struct Query<'a> {
     pub relational: &'a [f32],
     /// The query image's attribute embedding; text queries have none.
     pub attribute: Option<&'a [f32]>,
-    /// Left out of the results (a library image asking for its neighbours).
-    pub exclude: Option<usize>,
+    /// Left out of the results (library images asking for their neighbours).
+    pub exclude: &'a [usize],
 }
 
 /// One result, before the "why" captions are attached.
@@ -115,13 +115,14 @@ impl Catalog {
 
     /// The best `offset..offset+limit` of `scored` (from [`Catalog::score_all`]) by combined
     /// score, and the number of images scored.
-    pub fn rank(&self, scored: &[Scored], exclude: Option<usize>, offset: usize, limit: usize) -> (Vec<Scored>, usize) {
+    pub fn rank(&self, scored: &[Scored], exclude: &[usize], offset: usize, limit: usize) -> (Vec<Scored>, usize) {
         let n = scored.len();
         if n == 0 {
             return (Vec::new(), self.items.len());
         }
-        let total = n - usize::from(exclude.is_some_and(|r| r < n));
-        let keys: Vec<f32> = scored.iter().map(|s| if Some(s.row) == exclude { f32::NEG_INFINITY } else { s.combined }).collect();
+        let left_out: std::collections::BTreeSet<usize> = exclude.iter().copied().filter(|&r| r < n).collect();
+        let total = n - left_out.len();
+        let keys: Vec<f32> = scored.iter().map(|s| if left_out.contains(&s.row) { f32::NEG_INFINITY } else { s.combined }).collect();
         let best = top_k(&keys, (offset + limit).min(total));
         (best.into_iter().skip(offset).map(|(row, _)| scored[row].clone()).collect(), total)
     }

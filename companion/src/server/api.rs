@@ -13,11 +13,12 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use image::RgbImage;
 use relsim_shared::protocol::{
-    CaptionBank as CaptionBankBody, ExplainRequest, ExplainResponse, IndexProgress, LibraryImage, LibraryPage, MapPoint, ModelManifest, NewCaption, SearchHit,
-    SearchQuery, SearchRequest, SearchResponse, DEFAULT_WEIGHT, MAX_QUERY_PIXELS,
+    CaptionBank as CaptionBankBody, ComposePart, ExplainRequest, ExplainResponse, IndexProgress, LibraryImage, LibraryPage, MapPoint, ModelManifest, NewCaption, SearchHit,
+    SearchQuery, SearchRequest, SearchResponse, DEFAULT_WEIGHT, MAX_COMPOSE_PARTS, MAX_QUERY_PIXELS,
 };
 use serde::Deserialize;
 use tokio_stream::wrappers::WatchStream;
+use relsim_shared::vectors::weighted_sum;
 use tokio_stream::StreamExt;
 
 use super::error::Failure;
@@ -214,7 +215,7 @@ fn page(k: Option<usize>, offset: Option<usize>, weight: Option<f32>, map: bool)
 }
 
 /// Scores the library against a query vector and explains each hit.
-fn respond(state: &ApiState, catalog: &Catalog, relational: &[f32], attribute: Option<&[f32]>, exclude: Option<usize>, page: &Page) -> Result<SearchResponse, Failure> {
+fn respond(state: &ApiState, catalog: &Catalog, relational: &[f32], attribute: Option<&[f32]>, exclude: &[usize], page: &Page) -> Result<SearchResponse, Failure> {
     if !catalog.items.is_empty() && relational.len() != catalog.relational_dim {
         return Err(Failure::bad_request(format!("the query vector has {} values, the library's have {}", relational.len(), catalog.relational_dim)));
     }
@@ -223,7 +224,7 @@ fn respond(state: &ApiState, catalog: &Catalog, relational: &[f32], attribute: O
     let map = page.map.then(|| {
         scored
             .iter()
-            .filter(|s| Some(s.row) != exclude)
+            .filter(|s| !exclude.contains(&s.row))
             .map(|s| MapPoint { id: catalog.items[s.row].id.clone(), relational: s.relational, attribute: s.attribute })
             .collect()
     });
@@ -289,11 +290,34 @@ pub async fn search(State(state): State<ApiState>, request: Result<Json<SearchRe
     let Json(request) = request?;
     let page = page(request.k, request.offset, request.weight, request.map)?;
     let catalog = state.library.catalog();
-    let response = blocking(move || match request.query {
+    let response = blocking(move || {
+        let query = resolve(&state, &catalog, request.query)?;
+        let mut response = respond(&state, &catalog, &query.relational, query.attribute.as_deref(), &query.exclude, &page)?;
+        response.upload = query.upload;
+        Ok(response)
+    })
+    .await?;
+    Ok(Json(response))
+}
+
+/// A query turned into vectors.
+struct Resolved {
+    relational: Vec<f32>,
+    /// The look to compare with: image queries have one.
+    attribute: Option<Vec<f32>>,
+    /// Library rows that asked (left out of the results).
+    exclude: Vec<usize>,
+    /// The upload searched with, to search with again.
+    upload: Option<String>,
+}
+
+/// The vectors of `query`: a library image's, an upload's, a caption's (embedded here), a
+/// caption vector's, or those of several parts combined.
+fn resolve(state: &ApiState, catalog: &Catalog, query: SearchQuery) -> Result<Resolved, Failure> {
+    Ok(match query {
         SearchQuery::Id { id } => {
             let row = catalog.row(&id).ok_or_else(|| Failure::not_found(format!("no library image has id `{id}`")))?;
-            let (relational, attribute) = (catalog.relational(row).to_vec(), catalog.attribute(row).to_vec());
-            respond(&state, &catalog, &relational, Some(&attribute), Some(row), &page)
+            Resolved { relational: catalog.relational(row).to_vec(), attribute: Some(catalog.attribute(row).to_vec()), exclude: vec![row], upload: None }
         }
         SearchQuery::Text { text } => {
             let text = text.trim().to_string();
@@ -301,24 +325,64 @@ pub async fn search(State(state): State<ApiState>, request: Result<Json<SearchRe
                 return Err(Failure::bad_request(format!("text must have 1 to {MAX_TEXT_CHARS} characters")));
             }
             let vector = state.text.embed(&text).map_err(Failure::internal)?;
-            respond(&state, &catalog, &vector, None, None, &page)
+            Resolved { relational: vector, attribute: None, exclude: Vec::new(), upload: None }
         }
         SearchQuery::Vector { mut vector } => {
             if vector.iter().any(|x| !x.is_finite()) || vector.iter().all(|x| *x == 0.0) {
                 return Err(Failure::bad_request("the vector must be finite and not all zeros"));
             }
             relsim_shared::vectors::l2_normalize(&mut vector);
-            respond(&state, &catalog, &vector, None, None, &page)
+            Resolved { relational: vector, attribute: None, exclude: Vec::new(), upload: None }
         }
         SearchQuery::Upload { id } => {
             let vectors = state.uploads.get(&id).ok_or_else(|| Failure::not_found(format!("upload `{id}` is no longer remembered: send the image again")))?;
-            let mut response = respond(&state, &catalog, &vectors.relational, Some(&vectors.attribute), None, &page)?;
-            response.upload = Some(id);
-            Ok(response)
+            Resolved { relational: vectors.relational, attribute: Some(vectors.attribute), exclude: Vec::new(), upload: Some(id) }
         }
+        SearchQuery::Compose { parts } => compose(state, catalog, parts)?,
     })
-    .await?;
-    Ok(Json(response))
+}
+
+/// Several queries as one: relational vectors summed by weight and renormalised, the look of the
+/// image parts with positive weight.
+fn compose(state: &ApiState, catalog: &Catalog, parts: Vec<ComposePart>) -> Result<Resolved, Failure> {
+    if parts.is_empty() {
+        return Err(Failure::bad_request("a compose query needs at least one part"));
+    }
+    if parts.len() > MAX_COMPOSE_PARTS {
+        return Err(Failure::bad_request(format!("a compose query has at most {MAX_COMPOSE_PARTS} parts, this one has {}", parts.len())));
+    }
+    let mut ideas: Vec<(Vec<f32>, f32)> = Vec::new();
+    let mut looks: Vec<(Vec<f32>, f32)> = Vec::new();
+    let mut exclude = Vec::new();
+    for (i, part) in parts.into_iter().enumerate() {
+        let in_part = |f: Failure| Failure::new(f.status, format!("part {}: {}", i + 1, f.message));
+        if !part.weight.is_finite() {
+            return Err(in_part(Failure::bad_request("the weight must be a finite number")));
+        }
+        if matches!(part.query, SearchQuery::Compose { .. }) {
+            return Err(in_part(Failure::bad_request("a part cannot itself be a compose query")));
+        }
+        let resolved = resolve(state, catalog, part.query).map_err(in_part)?;
+        if let Some((first, _)) = ideas.first() {
+            if resolved.relational.len() != first.len() {
+                return Err(in_part(Failure::bad_request(format!("its vector has {} values, the first part's {}", resolved.relational.len(), first.len()))));
+            }
+        }
+        ideas.push((resolved.relational, part.weight));
+        // Only an image asked for (positive weight) has a look to match.
+        if let (Some(look), true) = (resolved.attribute, part.weight > 0.0) {
+            looks.push((look, part.weight));
+        }
+        exclude.extend(resolved.exclude);
+    }
+    let relational = weighted_sum(&as_slices(&ideas)).ok_or_else(|| Failure::bad_request("the parts cancel out: their weighted sum is a zero vector"))?;
+    let attribute = weighted_sum(&as_slices(&looks));
+    Ok(Resolved { relational, attribute, exclude, upload: None })
+}
+
+/// Borrowed views of owned (vector, weight) pairs.
+fn as_slices(list: &[(Vec<f32>, f32)]) -> Vec<(&[f32], f32)> {
+    list.iter().map(|(v, w)| (v.as_slice(), *w)).collect()
 }
 
 /// Paging and weight of an image search.
@@ -373,7 +437,7 @@ pub async fn search_image(
                 vectors
             }
         };
-        let mut response = respond(&state, &catalog, &vectors.relational, Some(&vectors.attribute), None, &page)?;
+        let mut response = respond(&state, &catalog, &vectors.relational, Some(&vectors.attribute), &[], &page)?;
         response.upload = Some(id);
         Ok(response)
     })
