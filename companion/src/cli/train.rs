@@ -157,19 +157,18 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     let end = train(&options, &args.out, &args.minilm_dir, args.stop_at, &mut observer)?;
     bar.finish_and_clear();
     let run = RunDir(args.out.clone());
-    match end {
-        TrainEnd::Interrupted(step) if Some(step) == args.stop_at && args.export.is_some() && options.qwen.is_none() => {
+    match (end, args.export) {
+        (TrainEnd::Interrupted(step), Some(export)) if Some(step) == args.stop_at && options.qwen.is_none() => {
             let (_, dir) = run.latest_checkpoint().with_context(|| format!("{} holds no checkpoint", run.0.display()))?;
             let (config, model) = crate::train::load_checkpoint(&dir)?;
-            let export = args.export.as_deref().unwrap_or(&run.0);
-            crate::lite::export_lite(export, &config, &model)?;
+            crate::lite::export_lite(&export, &config, &model)?;
             eprintln!("stopped at step {step} as asked; its model is exported to {}", export.display());
         }
-        TrainEnd::Interrupted(step) => eprintln!("stopped at step {step}; a checkpoint is saved — run the same command to resume"),
-        TrainEnd::Finished => {
+        (TrainEnd::Interrupted(step), _) => eprintln!("stopped at step {step}; a checkpoint is saved — run the same command to resume"),
+        (TrainEnd::Finished, export) => {
             let model = run.model();
             eprintln!("done: {}", model.display());
-            if let Some(export) = args.export {
+            if let Some(export) = export {
                 std::fs::create_dir_all(&export).with_context(|| format!("creating {}", export.display()))?;
                 for entry in std::fs::read_dir(&model).with_context(|| format!("reading {}", model.display()))? {
                     let file = entry?.file_name();

@@ -241,6 +241,12 @@ pub fn train(options: &TrainOptions, out: &Path, minilm_dir: &Path, stop_at: Opt
     } else {
         write_atomically(&run.options(), &serde_json::to_vec_pretty(options)?)?;
     }
+    // Already at the step asked to stop at: nothing to load or train.
+    if let (Some(stop), Some((step, _))) = (stop_at, run.latest_checkpoint()) {
+        if step == stop {
+            return Ok(TrainEnd::Interrupted(step));
+        }
+    }
     // Initial weights depend on the seed alone.
     Train::seed(&device, options.seed);
     match &options.qwen {
@@ -371,12 +377,7 @@ fn relation_centroids(split: &SceneSplit, caption_vectors: &[Vec<f32>]) -> Vec<V
             sums[relation].iter_mut().zip(&caption_vectors[caption]).for_each(|(s, v)| *s += v);
         }
     }
-    for sum in &mut sums {
-        let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt();
-        if norm > 0.0 {
-            sum.iter_mut().for_each(|v| *v /= norm);
-        }
-    }
+    sums.iter_mut().for_each(|sum| relsim_shared::vectors::l2_normalize(sum));
     sums
 }
 
