@@ -405,6 +405,68 @@ pub fn bench_relational(data: &Path, split: crate::scenes::Split, encoders: &[St
     Ok(())
 }
 
+/// `relsim bench compose`: composite queries (image + another idea's caption) on a two-idea
+/// split, per encoder, beside the image alone and the caption alone; table and JSON report.
+pub fn bench_compose(data: &Path, split: crate::scenes::Split, encoders: &[String], options: &crate::encoders::EncoderOptions, minilm_dir: &Path, json: &Path) -> anyhow::Result<()> {
+    use rayon::prelude::*;
+    let records = crate::scenes::generate::read_records(data, Some(split))?;
+    anyhow::ensure!(
+        records.iter().any(|r| r.second_relation.is_some()),
+        "{} has no two-idea scenes in its {} split: make it with `relsim scenes generate --multi`",
+        data.display(),
+        split.name()
+    );
+    let images = records
+        .par_iter()
+        .map(|r| {
+            let path = data.join("images").join(format!("{}.png", r.image_hash));
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            Ok(relsim_shared::image::preprocess::decode_rgb(&bytes, &path.display().to_string())?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let minilm = crate::encoders::load_minilm(minilm_dir, options.backend)?;
+    let families = crate::scenes::generate::Families::Pairs.relations();
+    let texts: Vec<&str> = families.iter().map(|r| r.evaluation_caption()).collect();
+    let captions = families.iter().map(|r| r.name().to_string()).zip(minilm.embed(&texts)?).collect();
+    println!("composite queries: {} split of {}, {} images; image + another idea's evaluation-only caption (weights 1, 1)", split.name(), data.display(), records.len());
+    println!(
+        "{:<12} {:>8} | {:>27} | {:>27} | {:>23} | {:>19}",
+        "", "", "best hit shows added idea", "shows arrangement + idea", "added idea in top 10", "own idea in top 10"
+    );
+    println!(
+        "{:<12} {:>8} | {:>8} {:>8} {:>9} | {:>8} {:>8} {:>9} | {:>7} {:>7} {:>7} | {:>6} {:>6} {:>5}",
+        "encoder", "queries", "image", "+idea", "caption", "image", "+idea", "caption", "image", "+idea", "gain", "image", "-own", "drop"
+    );
+    let mut report = Vec::new();
+    for name in encoders {
+        let encoder = crate::encoders::by_name(name, options)?;
+        let embeddings = encoder.embed_batch(&images).with_context(|| format!("embedding with `{name}`"))?;
+        let m = crate::scenes::bench::evaluate_compose(&embeddings, &records, &captions).with_context(|| format!("encoder `{name}`"))?;
+        println!(
+            "{:<12} {:>8} | {:>8.3} {:>8.3} {:>9.3} | {:>8.3} {:>8.3} {:>9.3} | {:>7.3} {:>7.3} {:>+7.3} | {:>6.3} {:>6.3} {:>+5.2}",
+            name,
+            m.queries,
+            m.named_p1_image,
+            m.named_p1_composed,
+            m.named_p1_caption,
+            m.both_p1_image,
+            m.both_p1_composed,
+            m.both_p1_caption,
+            m.added_top10_image,
+            m.added_top10_composed,
+            m.added_top10_composed - m.added_top10_image,
+            m.own_top10_image,
+            m.own_top10_without,
+            m.own_top10_without - m.own_top10_image
+        );
+        report.push(serde_json::json!({ "encoder": name, "metrics": m }));
+    }
+    let doc = serde_json::json!({ "data": data.display().to_string(), "split": split.name(), "images": records.len(), "results": report });
+    crate::files::write_atomically(json, &serde_json::to_vec_pretty(&doc)?)?;
+    println!("report: {}", json.display());
+    Ok(())
+}
+
 /// `relsim bench scenes`: generation speed, scenes written as PNG files per second, on all
 /// cores beside one core (the baseline), and rendering alone on one core, per family too.
 pub fn bench_scenes(count: usize, set: &crate::scenes::generate::SceneSet) -> anyhow::Result<()> {
@@ -421,14 +483,14 @@ pub fn bench_scenes(count: usize, set: &crate::scenes::generate::SceneSet) -> an
     let one = run(1)?;
     let all = run(cores)?;
     let _ = std::fs::remove_dir_all(&dir);
-    let relations = set.families.relations();
-    let mut per_family = vec![0.0f64; relations.len()];
+    let kinds = set.families.kinds();
+    let mut per_family = vec![0.0f64; kinds];
     let started = Instant::now();
     for index in 0..count {
         let (spec, mut rng) = set.spec(index);
         let drawn = Instant::now();
         std::hint::black_box(render(&spec, &mut rng, set.size));
-        per_family[index % relations.len()] += drawn.elapsed().as_secs_f64();
+        per_family[index % kinds] += drawn.elapsed().as_secs_f64();
     }
     let render_only = count as f64 / started.elapsed().as_secs_f64();
     let size = set.size;
@@ -440,8 +502,8 @@ pub fn bench_scenes(count: usize, set: &crate::scenes::generate::SceneSet) -> an
     println!("  {cores} threads: {all:8.1} images/s  ({:.2}x the 1-thread baseline)", all / one);
     println!("  1 thread:  {one:8.1} images/s");
     println!("  rendering only, 1 thread: {render_only:8.1} images/s");
-    let per_scene = count as f64 / relations.len() as f64;
-    let mut slowest: Vec<(f64, &str)> = per_family.iter().zip(relations).map(|(t, r)| (per_scene / t.max(1e-9), r.name())).collect();
+    let per_scene = count as f64 / kinds as f64;
+    let mut slowest: Vec<(f64, String)> = per_family.iter().enumerate().map(|(k, t)| (per_scene / t.max(1e-9), set.families.label(k))).collect();
     slowest.sort_by(|a, b| a.0.total_cmp(&b.0));
     let list: Vec<String> = slowest.iter().take(3).map(|(rate, name)| format!("{name} {rate:.0}/s")).collect();
     println!("  slowest families to render, 1 thread: {}", list.join(", "));

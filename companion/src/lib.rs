@@ -19,6 +19,7 @@ pub mod lite;
 pub mod qwen;
 pub mod weights;
 
+pub mod calibration;
 pub mod encoders;
 
 pub mod explain;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[(&str, &[&str])] = &[
     ("helpers", &["files", "paths", "stats"]),
     ("models", &["backend", "weights", "qwen", "lite"]),
-    ("encoders", &["encoders"]),
+    ("encoders", &["encoders", "calibration"]),
     ("data", &["scenes", "library", "explain"]),
     ("jobs", &["train", "distill", "bench"]),
     ("surfaces", &["cli", "server"]),

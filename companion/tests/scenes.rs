@@ -400,3 +400,86 @@ fn object_scenes_record_their_things_and_hold_categories_out_of_training() {
         assert_eq!(shapes == things, !with.relation.draws_objects(), "{:?}: objects change the picture exactly when drawn", with.relation);
     }
 }
+
+#[test]
+fn multi_scenes_carry_two_ideas_recorded_in_the_row() {
+    use relsim_companion::scenes::multi::PAIRS;
+    let out = temp_dir("multi");
+    let status = relsim().args(["scenes", "generate", "--multi", "--count", "26", "--seed", "5", "--objects", "0.5", "--out"]).arg(&out).status().unwrap();
+    assert!(status.success());
+    let records = read_records(&out, None).unwrap();
+    assert_eq!(records.len(), 26);
+    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for r in &records {
+        let second = r.second_relation.clone().expect("every --multi row names its second idea");
+        let (first, change) = (Relation::from_name(&r.relation).unwrap(), Relation::from_name(&second).unwrap());
+        assert!(PAIRS.contains(&(first, change)), "{} + {second} is not a pair", r.relation);
+        assert!(r.shows(&r.relation) && r.shows(&second) && !r.shows("odd_one_out"));
+        // The caption names both ideas, each with one of its family's training paraphrases.
+        let (a, b) = r.caption.split_once("; ").expect("two captions");
+        assert!(first.training_captions().contains(&a) && change.training_captions().contains(&b), "{}", r.caption);
+        assert_eq!(r.idea_id(), Some(Relation::ALL.len() + PAIRS.iter().position(|p| *p == (first, change)).unwrap()));
+        *seen.entry((r.relation.clone(), second)).or_default() += 1;
+    }
+    assert_eq!(seen.len(), PAIRS.len());
+    assert!(seen.values().all(|&n| n == 2), "{seen:?}");
+    // The file says so: one-idea rows stay as they were, without the field.
+    let text = std::fs::read_to_string(out.join("data.jsonl")).unwrap();
+    assert_eq!(text.matches("\"second_relation\"").count(), 26);
+    let one = temp_dir("multi-one");
+    generate_families(&one, 4, 5, 1, 0.0, "all");
+    assert!(!std::fs::read_to_string(one.join("data.jsonl")).unwrap().contains("second_relation"));
+    // --multi means --families pairs; asking for both is refused.
+    let both = relsim().args(["scenes", "generate", "--multi", "--families", "all", "--count", "1", "--out"]).arg(&one).output().unwrap();
+    assert!(!both.status.success() && String::from_utf8_lossy(&both.stderr).contains("cannot be used with"));
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(&one);
+}
+
+#[test]
+fn the_change_of_a_pair_is_drawn() {
+    // The same ring, look and stream with each of the four changes: the arrangement's draws and
+    // the change's come in a fixed order, so any difference is the change itself.
+    use relsim_companion::scenes::multi::PAIRS;
+    let set = SceneSet { families: Families::Pairs, ..SceneSet::classic(9) };
+    for block in 0..4 {
+        let radial: Vec<image::RgbImage> = (0..4)
+            .map(|k| {
+                let (mut spec, _) = set.spec(block * PAIRS.len());
+                let (_, change) = PAIRS[k];
+                spec.second = Some(change);
+                let (_, mut rng) = set.spec(block * PAIRS.len());
+                render(&spec, &mut rng, 128)
+            })
+            .collect();
+        for i in 0..4 {
+            for j in i + 1..4 {
+                assert_ne!(radial[i], radial[j], "block {block}: {} and {} draw the same", PAIRS[i].1.name(), PAIRS[j].1.name());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_mixed_set_holds_every_family_and_every_pair_once_per_block() {
+    use relsim_companion::scenes::multi::PAIRS;
+    let set = SceneSet { families: Families::AllAndPairs, ..SceneSet::classic(11) };
+    let kinds = Families::AllAndPairs.kinds();
+    assert_eq!(kinds, Relation::ALL.len() + PAIRS.len());
+    let ids: BTreeSet<usize> = (0..kinds)
+        .map(|k| {
+            let (spec, _) = set.spec(kinds + k);
+            let record = Record {
+                image_hash: String::new(),
+                caption: spec.caption.clone(),
+                relation: spec.relation.name().into(),
+                second_relation: spec.second.map(|r| r.name().into()),
+                split: spec.split,
+                attributes: spec.attributes(),
+            };
+            assert_eq!(spec.second.is_some(), k >= Relation::ALL.len());
+            record.idea_id().unwrap()
+        })
+        .collect();
+    assert_eq!(ids, (0..kinds).collect::<BTreeSet<_>>());
+}

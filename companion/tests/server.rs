@@ -39,6 +39,10 @@ impl Reply {
 }
 
 /// One HTTP/1.1 request with full control of the headers (Host included).
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
 fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
@@ -214,6 +218,22 @@ fn the_server_defends_localhost_searches_and_survives_bad_input() {
     let ids = |r: &Value| r["results"].as_array().unwrap().iter().map(|h| h["image"]["id"].as_str().unwrap().to_string()).collect::<Vec<_>>();
     assert_eq!(ids(&by_text), ids(&by_vector));
 
+    // --- "No good match": the default model's cut-offs (assets/relsim-lite/calibration.json,
+    // written by `relsim eval`) come with each answer, the image one for image queries, the
+    // caption one for captions and caption vectors; every hit below it is marked weak.
+    let calibration: Value = serde_json::from_slice(&std::fs::read(workspace().join("assets/relsim-lite/calibration.json")).unwrap()).unwrap();
+    let close = |a: &Value, b: &Value| (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-6;
+    let mut marked = [0usize; 2];
+    for (reply, cut) in [(&all, &calibration["image"]), (&by_text, &calibration["text"]), (&by_vector, &calibration["text"])] {
+        assert!(close(&reply["threshold"], cut), "{} vs {cut}", reply["threshold"]);
+        for hit in reply["results"].as_array().unwrap() {
+            let weak = hit["relational"].as_f64().unwrap() < cut.as_f64().unwrap();
+            assert_eq!(hit["weak"].as_bool().unwrap_or(false), weak, "{hit}");
+            marked[usize::from(weak)] += 1;
+        }
+    }
+    assert!(marked[0] > 0, "no hit above the cut-offs: {marked:?}");
+
     // --- Search by upload: a library image's own bytes find it first.
     let file = PathBuf::from(images[3]["path"].as_str().unwrap());
     let bytes = std::fs::read(&file).unwrap();
@@ -297,7 +317,16 @@ fn the_server_defends_localhost_searches_and_survives_bad_input() {
     let mixed = mixed.json();
     assert_eq!(mixed["total"], 54, "both asking images are left out");
     let caption_vector = embed_text(caption);
-    let mut expected: Vec<f32> = (0..384).map(|i| row(a)[i] + 0.5 * row(b)[i] - 0.25 * caption_vector[i]).collect();
+    // Each weight per unit of the spread of that part's scores over the library's 56 images.
+    let library: Vec<&[f32]> = rows.chunks(384).collect();
+    let spread = |v: &[f32]| -> f32 {
+        let scores: Vec<f32> = library.iter().map(|r| r.iter().zip(v).map(|(x, y)| x * y).sum()).collect();
+        let mean = scores.iter().sum::<f32>() / scores.len() as f32;
+        (scores.iter().map(|s| (s - mean).powi(2)).sum::<f32>() / scores.len() as f32).sqrt()
+    };
+    let (wa, wb, wc) = (1.0 / spread(row(a)), 0.5 / spread(row(b)), -0.25 / spread(&caption_vector));
+    assert!(spread(row(a)) > 1.5 * spread(&caption_vector), "an image's scores spread wider than a caption's");
+    let mut expected: Vec<f32> = (0..384).map(|i| wa * row(a)[i] + wb * row(b)[i] + wc * caption_vector[i]).collect();
     relsim_shared::vectors::l2_normalize(&mut expected);
     for hit in mixed["results"].as_array().unwrap() {
         let id = hit["image"]["id"].as_str().unwrap();
@@ -369,6 +398,8 @@ fn the_server_defends_localhost_searches_and_survives_bad_input() {
     for expected in ["/api/search", "/api/search/image", "/api/library", "/api/library/events", "/api/captions", "/api/images/{id}/thumbnail", "/api/openapi.json", "/api/explain", "/api/models/student", "/api/library/vectors"] {
         assert!(paths.contains_key(expected), "{expected} missing from OpenAPI");
     }
+    let schemas = &spec["components"]["schemas"];
+    assert!(schemas["SearchResponse"]["properties"]["threshold"].is_object() && schemas["SearchHit"]["properties"]["weak"].is_object(), "the cut-off and the weak mark are documented");
     for (path, item) in paths {
         for method in item.as_object().unwrap().keys() {
             if path.ends_with("/events") {

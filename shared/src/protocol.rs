@@ -119,8 +119,9 @@ pub enum SearchQuery {
     /// (the companion remembers the last few uploads, so a new weight or page needs no upload).
     Upload { id: String },
     /// Several queries at once: their relational vectors added by weight (a negative weight
-    /// subtracts an idea) and renormalised; the look compared with is that of the image parts
-    /// with positive weights. Several images together ask for the idea they share.
+    /// subtracts an idea), each weight counted per unit of the spread of that part's scores over
+    /// the library, and renormalised; the look compared with is that of the image parts with
+    /// positive weights. Several images together ask for the idea they share.
     Compose { parts: Vec<ComposePart> },
 }
 
@@ -193,6 +194,10 @@ pub struct SearchHit {
     pub combined: f32,
     /// The 3 captions of the caption bank that best fit both query and result.
     pub why: Vec<Why>,
+    /// The relational score is below the model's calibrated cut-off (`threshold`): more likely
+    /// another idea than this one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub weak: bool,
 }
 
 /// A page of search results, best combined score first.
@@ -211,6 +216,10 @@ pub struct SearchResponse {
     /// Every library image's scores, when the request asked for the map.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub map: Option<Vec<MapPoint>>,
+    /// The model's calibrated cut-off for this kind of query (image or caption): a best hit
+    /// scoring at least this shares the idea at least half the time. None: not calibrated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f32>,
 }
 
 /// Two images whose shared idea is asked for (`POST /api/explain`): library or upload ids.

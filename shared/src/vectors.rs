@@ -42,6 +42,28 @@ pub fn weighted_sum(parts: &[(&[f32], f32)]) -> Option<Vec<f32>> {
     Some(sum)
 }
 
+/// The standard deviation of `query`'s dot products with `rows`: how widely its scores spread
+/// over a library. None for fewer than two rows or no spread at all.
+pub fn score_spread(query: &[f32], rows: &[&[f32]]) -> Option<f32> {
+    if rows.len() < 2 {
+        return None;
+    }
+    let scores: Vec<f64> = rows.iter().map(|r| f64::from(dot(query, r))).collect();
+    let mean = scores.iter().sum::<f64>() / scores.len() as f64;
+    let spread = (scores.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / scores.len() as f64).sqrt() as f32;
+    (spread > 1e-6).then_some(spread)
+}
+
+/// [`weighted_sum`] with each part's weight counted per unit of its score spread over `rows`
+/// (a library's vectors): then each part moves the ranking as much as its weight says. An
+/// image's scores over a library spread far wider than a caption's (images of one arrangement
+/// are all alike to it), and would otherwise drown an idea added to it. A part whose scores do
+/// not spread keeps its weight.
+pub fn balanced_sum(parts: &[(&[f32], f32)], rows: &[&[f32]]) -> Option<Vec<f32>> {
+    let scaled: Vec<(&[f32], f32)> = parts.iter().map(|&(v, w)| (v, score_spread(v, rows).map_or(w, |s| w / s))).collect();
+    weighted_sum(&scaled)
+}
+
 /// The dot product of two vectors of the same length.
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
@@ -204,6 +226,25 @@ pub fn exact_top_k(lo: &[f32], hi: &[f32], k: usize, mut exact: impl FnMut(usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_balanced_sum_weighs_each_part_by_the_spread_of_its_scores() {
+        // Over these rows the first part's scores spread 4 times wider than the second's: with
+        // weights 1 and 1 the balanced sum leans 4:1 toward the second.
+        let rows: Vec<Vec<f32>> = vec![vec![0.8, 0.0], vec![-0.8, 0.2], vec![0.0, -0.2]];
+        let rows: Vec<&[f32]> = rows.iter().map(Vec::as_slice).collect();
+        let (a, b) = ([1.0f32, 0.0], [0.0f32, 1.0]);
+        let (sa, sb) = (score_spread(&a, &rows).unwrap(), score_spread(&b, &rows).unwrap());
+        assert!((sa / sb - 4.0).abs() < 1e-5, "{sa} {sb}");
+        let v = balanced_sum(&[(&a, 1.0), (&b, 1.0)], &rows).unwrap();
+        assert!((v[1] / v[0] - 4.0).abs() < 1e-4, "{v:?}");
+        // One part, or a library too small to spread, is the plain weighted sum.
+        assert_eq!(balanced_sum(&[(&a, 2.0)], &rows), weighted_sum(&[(&a, 1.0)]));
+        assert_eq!(balanced_sum(&[(&a, 1.0), (&b, 1.0)], &rows[..1]), weighted_sum(&[(&a, 1.0), (&b, 1.0)]));
+        // A part that cancels itself still cancels.
+        assert_eq!(balanced_sum(&[(&a, 1.0), (&a, -1.0)], &rows), None);
+        assert_eq!(score_spread(&a, &[&[0.5, 0.0], &[0.5, 1.0]]), None, "equal scores do not spread");
+    }
 
     #[test]
     fn weighted_sums_add_and_take_away_ideas() {

@@ -299,6 +299,24 @@ check(fitting >= 5, `idea "${scene.caption}": ${fitting} of the top 10 show ${sc
 check((await page.textContent("#looks-alike")).includes("An idea has no look"), "an idea query has no look column");
 check(await page.$eval("#map", (m, n) => m.dataset.points === String(n), total), `the map shows all ${total} images for an idea`);
 await page.screenshot({ path: path.join(artifacts, "explorer-idea.png"), fullPage: true });
+check(!(await page.$("#no-match")), `a caption of an idea the library shows gets no "nothing shares this idea" notice`);
+
+// "No good match": an idea no scene shows is answered with the nearest images, every one marked
+// weak (below the model's calibrated cut-off, sent with the answer), and the page says so.
+const unrelated = "a bowl of hot soup served on a wooden kitchen table";
+const [answer] = await Promise.all([
+  page.waitForResponse((r) => r.url().endsWith("/api/search") && r.request().method() === "POST" && JSON.stringify(r.request().postDataJSON()).includes("vector")),
+  (async () => { await page.fill("#idea", unrelated); await page.keyboard.press("Enter"); })(),
+]);
+const weakBody = await answer.json();
+await waitResults(page, "idea=a+bowl");
+check(typeof weakBody.threshold === "number", `the answer carries the model's cut-off (${weakBody.threshold})`);
+const weakHits = weakBody.results.filter((h) => h.weak).length;
+check(weakHits === weakBody.results.length, `every hit for "${unrelated}" is below it (${weakHits} of ${weakBody.results.length}, best ${weakBody.results[0]?.relational.toFixed(3)})`);
+await page.waitForSelector("#no-match", { timeout: 10_000 });
+check((await page.textContent("#no-match")).includes("Nothing in your library clearly shares this idea"), "the page says plainly that nothing shares the idea");
+check((await page.$$("#same-idea .hit.weak .weak-label")).length === weakHits, "each weak hit is marked “weak match”");
+await page.screenshot({ path: path.join(artifacts, "explorer-no-match.png"), fullPage: true });
 
 // Classroom: a lesson from the map's analogies, reveal, arrows, URL state, sharing.
 await page.click(`#library .grid .thumb[data-id="${gridIds[3]}"]`);

@@ -120,7 +120,7 @@ fn search_with_file(app: AppState, results: Results, file: web_sys::File) {
                 Ok(answer) => {
                     let mut response = answer.response;
                     results.local.set(Some(LocalQuery { preview, engine, millis: answer.millis }));
-                    app.update(|s| s.query = None);
+                    app.update(|s| { s.query = None; s.extras.clear(); });
                     error.set(None);
                     results.points.set(response.map.take().unwrap_or_default());
                     results.same_idea.set(Some(response));
@@ -468,7 +468,7 @@ fn CurrentQuery(source: RwSignal<Option<IdeaSource>>) -> impl IntoView {
             {shown}
             <Show when=move || busy.get()><span class="spinner">"Searching…"</span></Show>
             <Show when=move || app.url.with(|s| s.query.is_some()) || local.with(Option::is_some)>
-                <button id="clear-query" class="link" on:click=move |_| { local.set(None); app.update(|s| s.query = None); }>"Clear"</button>
+                <button id="clear-query" class="link" on:click=move |_| { local.set(None); app.update(|s| { s.query = None; s.extras.clear(); }); }>"Clear"</button>
             </Show>
         </div>
     }
@@ -550,8 +550,9 @@ fn ResultColumn(id: &'static str, title: &'static str, note: &'static str, resul
             Signal::derive(move || q.as_ref().is_some_and(|q| app.url.with(|s| s.lesson.iter().any(|(a, b)| a == q && *b == p))))
         };
         let data_id = image_id.clone();
+        let weak = hit.weak;
         view! {
-            <li class="hit" data-id=data_id>
+            <li class=if weak { "hit weak" } else { "hit" } data-id=data_id>
                 <button class="thumb" title=format!("Search with {path}") on:click=move |_| app.query(Query::Image(image_id.clone()))>
                     <img src=hit.image.thumbnail.clone() alt=path.clone() loading="lazy" />
                 </button>
@@ -559,6 +560,7 @@ fn ResultColumn(id: &'static str, title: &'static str, note: &'static str, resul
                     <p class="scores">
                         <span class="idea-score" title="relational similarity: the same idea">"idea " {format!("{:.2}", hit.relational)}</span>
                         <span class="look-score" title="attribute similarity: the same look">"look " {score(hit.attribute)}</span>
+                        {weak.then(|| view! { <span class="weak-label" title="below the model's calibrated cut-off: more likely another idea">"weak match"</span> })}
                     </p>
                     <p class="why" title=why_all>{why}</p>
                     {lesson.then(|| {
@@ -595,7 +597,19 @@ fn ResultColumn(id: &'static str, title: &'static str, note: &'static str, resul
                     view! { <p class="hint">"Answered in this browser, by idea: looks are compared by the companion."</p> }.into_any(),
                 None => view! { <p class="hint">"…"</p> }.into_any(),
                 Some(r) if r.results.is_empty() => view! { <p class="hint">"The library is empty so far."</p> }.into_any(),
-                Some(r) => view! { <ol class="hits">{r.results.into_iter().map(hit_view).collect_view()}</ol> }.into_any(),
+                Some(r) => {
+                    // Every hit of the first page below the cut-off: say so plainly.
+                    let nothing = id == "same-idea" && r.offset == 0 && r.threshold.is_some() && r.results.iter().all(|h| h.weak);
+                    view! {
+                        {nothing.then(|| view! {
+                            <p id="no-match" class="no-match" role="status">
+                                "Nothing in your library clearly shares this idea. These are the nearest images, but each scores below the model's cut-off for a good match."
+                            </p>
+                        })}
+                        <ol class="hits">{r.results.into_iter().map(hit_view).collect_view()}</ol>
+                    }
+                    .into_any()
+                }
             }}
         </section>
     }

@@ -179,9 +179,11 @@ pub async fn answer(engine: Engine, bytes: &[u8], name: &str, k: usize) -> Resul
             attribute: None,
             combined: score,
             why: Vec::new(),
+            // The student has no calibration of its own (its teacher's is for the teacher's scores).
+            weak: false,
         })
         .collect();
     let map = index.ids.iter().zip(&scores).map(|(id, &s)| MapPoint { id: id.clone(), relational: s, attribute: None }).collect();
-    let response = SearchResponse { total: index.ids.len(), offset: 0, k, weight: 1.0, results, upload: None, map: Some(map) };
+    let response = SearchResponse { total: index.ids.len(), offset: 0, k, weight: 1.0, results, upload: None, map: Some(map), threshold: None };
     Ok(Answer { response, millis })
 }

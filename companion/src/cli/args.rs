@@ -69,6 +69,8 @@ pub const SPLITS: Choices<Split> = &[("train", Split::Train, ""), ("val", Split:
 pub const FAMILIES: Choices<Families> = &[
     ("classic", Families::Classic, "the first 14 families, their scenes exactly as before"),
     ("all", Families::All, "all 30 families, those about structure too"),
+    ("pairs", Families::Pairs, "two ideas per scene: an arrangement with a change along it (as --multi)"),
+    ("all+pairs", Families::AllAndPairs, "all 30 families and the 13 pairs, one of each per block (training data)"),
 ];
 
 /// `relsim train --positives`.

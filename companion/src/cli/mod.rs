@@ -180,6 +180,11 @@ pub enum ScenesCommand {
         /// Which relation families the scenes cycle through.
         #[arg(long, value_parser = one_of(FAMILIES), default_value = "all")]
         families: Families,
+        /// Scenes that carry two ideas at once: an arrangement (ring, trail, spiral, nesting)
+        /// with a change along it (growing, colour shift, turning, alternating); both are
+        /// recorded in the row (`relation`, `second_relation`). Same as `--families pairs`.
+        #[arg(long, conflicts_with = "families")]
+        multi: bool,
     },
     /// Write a contact sheet PNG: one row per relation, labelled, a few scenes each.
     Sheet {
@@ -258,6 +263,27 @@ pub enum BenchCommand {
         #[arg(long = "encoder")]
         encoders: Vec<String>,
         /// Where to write the JSON report (default: DATA/bench-relational-SPLIT.json).
+        #[arg(long)]
+        json: Option<PathBuf>,
+        #[command(flatten)]
+        options: EncoderArgs,
+    },
+    /// Composite queries on a two-idea scene split (`scenes generate --multi`): with another
+    /// idea's caption added to an image query, how often the best hit shows that idea.
+    Compose {
+        /// A folder written by `relsim scenes generate --multi`.
+        #[arg(long)]
+        data: PathBuf,
+        /// The split to search within.
+        #[arg(long, value_parser = one_of(SPLITS), default_value = "test")]
+        split: Split,
+        /// Encoders whose vectors share MiniLM's caption space (repeat the flag); default: lite.
+        #[arg(long = "encoder")]
+        encoders: Vec<String>,
+        /// The sentence-transformers folder of all-MiniLM-L6-v2 (the captions' encoder).
+        #[arg(long, env = "RELSIM_MINILM_DIR", default_value_os_t = paths::default_minilm_dir())]
+        minilm_dir: PathBuf,
+        /// Where to write the JSON report (default: DATA/bench-compose-SPLIT.json).
         #[arg(long)]
         json: Option<PathBuf>,
         #[command(flatten)]
@@ -448,7 +474,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Scenes { which: ScenesCommand::Generate { out, count, seed, size, objects, families } } => {
+        Command::Scenes { which: ScenesCommand::Generate { out, count, seed, size, objects, families, multi } } => {
+            let families = if multi { Families::Pairs } else { families };
             let bar = progress_bar(count as u64, "scenes");
             let started = std::time::Instant::now();
             let set = SceneSet { seed, families, objects, size };
@@ -481,6 +508,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let encoders = if encoders.is_empty() { BASELINES.iter().map(|s| s.to_string()).collect() } else { encoders };
             let json = json.unwrap_or_else(|| data.join(format!("bench-relational-{}.json", split.name())));
             crate::bench::bench_relational(&data, split, &encoders, &options.into(), &json)
+        }
+        Command::Bench { which: BenchCommand::Compose { data, split, encoders, minilm_dir, json, options } } => {
+            let encoders = if encoders.is_empty() { vec!["lite".to_string()] } else { encoders };
+            let json = json.unwrap_or_else(|| data.join(format!("bench-compose-{}.json", split.name())));
+            crate::bench::bench_compose(&data, split, &encoders, &options.into(), &minilm_dir, &json)
         }
         Command::Bench { which: BenchCommand::QwenSpeed { backend, precision, layers, blocks, batches, seconds, tokenizer, config } } => {
             crate::bench::bench_qwen_speed(&crate::bench::QwenSpeed { backend: crate::backend::resolve(backend), precision, layers, blocks, batches, seconds, tokenizer, config })

@@ -70,6 +70,10 @@ pub struct TrainArgs {
     /// Weight of the pull toward each relation's mean caption vector (0: InfoNCE only).
     #[arg(long)]
     pub centroid_weight: Option<f32>,
+    /// Start from this exported relsim-lite model (e.g. assets/relsim-lite) instead of random
+    /// weights: fine-tune it on --data.
+    #[arg(long)]
+    pub init: Option<PathBuf>,
     /// Also copy the final model (config.json, model.safetensors) here.
     #[arg(long)]
     pub export: Option<PathBuf>,
@@ -131,6 +135,10 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     }
     if let Some(v) = args.augment {
         options.augment = v;
+    }
+    if let Some(dir) = args.init {
+        anyhow::ensure!(args.preset != Preset::QwenTiny, "--init starts relsim-lite; the qwen presets start from --base");
+        options.init = Some(dir);
     }
     if let Some(v) = args.centroid_weight {
         anyhow::ensure!(v.is_finite() && v >= 0.0, "--centroid-weight must be a number >= 0, not {v}");

@@ -106,6 +106,124 @@ pub fn text_to_image_precision(captions: &[(Vec<f32>, String)], embeddings: &[Ve
     per_caption.iter().sum::<f64>() / per_caption.len() as f64
 }
 
+/// Composite queries on a two-idea split (`scenes generate --multi`): each scene asks with its
+/// image plus the evaluation-only caption of another change its arrangement can carry (weights
+/// 1 and 1, as the page's "+ add idea", balanced over the split as the server balances them over
+/// the library), and with its own change's caption taken away (−1).
+#[derive(Debug, Clone, Serialize)]
+pub struct ComposeMetrics {
+    /// (image, added idea) queries.
+    pub queries: usize,
+    /// Share of queries whose best hit shows the added idea: the image alone, image + idea, the
+    /// idea's caption alone.
+    pub named_p1_image: f64,
+    pub named_p1_composed: f64,
+    pub named_p1_caption: f64,
+    /// Share of queries whose best hit shows both the query's arrangement and the added idea.
+    pub both_p1_image: f64,
+    pub both_p1_composed: f64,
+    pub both_p1_caption: f64,
+    /// Mean share of the 10 best hits that show the added idea: the image alone, image + idea.
+    pub added_top10_image: f64,
+    pub added_top10_composed: f64,
+    /// Mean share of the 10 best hits that show the query's own change: the image alone, and
+    /// with that change's caption taken away.
+    pub own_top10_image: f64,
+    pub own_top10_without: f64,
+}
+
+/// [`ComposeMetrics`] of `embeddings` (one per record, L2-normalised) with `captions`: the
+/// evaluation-only caption vector of each family, by name, in the embeddings' space.
+pub fn evaluate_compose(embeddings: &[Vec<f32>], records: &[Record], captions: &BTreeMap<String, Vec<f32>>) -> anyhow::Result<ComposeMetrics> {
+    use relsim_shared::vectors::balanced_sum;
+    anyhow::ensure!(embeddings.len() == records.len(), "one embedding per record");
+    // The library the server would balance the parts over (relsim_shared::vectors::balanced_sum).
+    let library: Vec<&[f32]> = embeddings.iter().map(Vec::as_slice).collect();
+    let caption = |name: &str| captions.get(name).ok_or_else(|| anyhow::anyhow!("no caption vector for the family `{name}`"));
+    // The best `k` images for `query`, the asking one left out.
+    let best = |query: &[f32], asking: usize, k: usize| -> Vec<usize> {
+        let mut ranked: Vec<(f32, usize)> = (0..records.len()).filter(|&j| j != asking).map(|j| (dot(query, &embeddings[j]), j)).collect();
+        ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        ranked.into_iter().take(k).map(|(_, j)| j).collect()
+    };
+    let share = |hits: &[usize], relation: &str| hits.iter().filter(|&&j| records[j].shows(relation)).count() as f64 / hits.len().max(1) as f64;
+    let mut rows: Vec<[f64; 10]> = Vec::new();
+    for (q, record) in records.iter().enumerate() {
+        let Some(own) = record.second_relation.as_deref() else { continue };
+        let arrangement = record.relation.as_str();
+        let image = &embeddings[q];
+        anyhow::ensure!(image.len() == caption(own)?.len(), "the image vectors ({}) and the caption vectors ({}) are not in one space", image.len(), caption(own)?.len());
+        let without = balanced_sum(&[(image, 1.0), (caption(own)?, -1.0)], &library).unwrap_or_else(|| image.clone());
+        let (alone, removed) = (best(image, q, 10), best(&without, q, 10));
+        let others = super::multi::PAIRS.iter().filter(|(a, c)| a.name() == arrangement && c.name() != own);
+        for (_, added) in others {
+            let added = added.name();
+            let text = caption(added)?;
+            let composed = balanced_sum(&[(image, 1.0), (text, 1.0)], &library).unwrap_or_else(|| text.clone());
+            let (with, by_text) = (best(&composed, q, 10), best(text, q, 1));
+            let both = |hits: &[usize]| hits.first().is_some_and(|&j| records[j].shows(added) && records[j].relation == arrangement);
+            let named = |hits: &[usize]| hits.first().is_some_and(|&j| records[j].shows(added));
+            let flag = |b: bool| f64::from(u8::from(b));
+            rows.push([
+                flag(named(&alone)),
+                flag(named(&with)),
+                flag(named(&by_text)),
+                flag(both(&alone)),
+                flag(both(&with)),
+                flag(both(&by_text)),
+                share(&alone, added),
+                share(&with, added),
+                share(&alone, own),
+                share(&removed, own),
+            ]);
+        }
+    }
+    anyhow::ensure!(!rows.is_empty(), "no two-idea scenes to ask with: make the set with `relsim scenes generate --multi`");
+    let mean = |i: usize| rows.iter().map(|r| r[i]).sum::<f64>() / rows.len() as f64;
+    Ok(ComposeMetrics {
+        queries: rows.len(),
+        named_p1_image: mean(0),
+        named_p1_composed: mean(1),
+        named_p1_caption: mean(2),
+        both_p1_image: mean(3),
+        both_p1_composed: mean(4),
+        both_p1_caption: mean(5),
+        added_top10_image: mean(6),
+        added_top10_composed: mean(7),
+        own_top10_image: mean(8),
+        own_top10_without: mean(9),
+    })
+}
+
+/// Each image's best hit among the others as (score, shows the same relation), asked twice:
+/// against the whole split, and against the images of other relations only, as in a library
+/// that lacks the idea, where the best hit is always wrong. The pool a "no good match" cut-off
+/// is calibrated on (see `crate::calibration`).
+pub fn best_hits(embeddings: &[Vec<f32>], records: &[Record]) -> Vec<(f32, bool)> {
+    (0..records.len()).into_par_iter().flat_map_iter(|q| best_with_and_without(&embeddings[q], &records[q].relation, Some(q), embeddings, records)).collect()
+}
+
+/// The same for captions (vector, the relation it names) against the split's images.
+pub fn caption_best_hits(captions: &[(Vec<f32>, String)], embeddings: &[Vec<f32>], records: &[Record]) -> Vec<(f32, bool)> {
+    captions.par_iter().flat_map_iter(|(vector, relation)| best_with_and_without(vector, relation, None, embeddings, records)).collect()
+}
+
+/// The best hit for `query` (asking image `asking` left out), and the best among the images of
+/// other relations than `relation`.
+fn best_with_and_without(query: &[f32], relation: &str, asking: Option<usize>, embeddings: &[Vec<f32>], records: &[Record]) -> Vec<(f32, bool)> {
+    let (mut best, mut best_other) = ((f32::NEG_INFINITY, false), f32::NEG_INFINITY);
+    for (_, (e, r)) in embeddings.iter().zip(records).enumerate().filter(|(j, _)| Some(*j) != asking) {
+        let (score, same) = (dot(query, e), r.relation == relation);
+        if score > best.0 {
+            best = (score, same);
+        }
+        if !same && score > best_other {
+            best_other = score;
+        }
+    }
+    [best, (best_other, false)].into_iter().filter(|(score, _)| score.is_finite()).collect()
+}
+
 /// The report table: one line per encoder.
 pub fn table(rows: &[(String, RetrievalMetrics)]) -> String {
     let mut out = format!("{:<20} {:>7} {:>7} {:>7} {:>7}\n", "encoder", "P@1", "P@5", "mAP", "trap");
@@ -152,6 +270,7 @@ mod tests {
             image_hash: String::new(),
             caption: String::new(),
             relation: relation.into(),
+            second_relation: None,
             split: Split::Test,
             attributes: Attributes { shape: shape.into(), palette: "p".into(), background: "plain".into(), style: "fill".into(), other_shape: "x".into(), object: String::new(), object_category: "shape".into() },
         }

@@ -66,9 +66,11 @@ pub struct SceneSpec {
     pub index: usize,
     pub relation: Relation,
     pub split: Split,
+    /// The second idea of a two-idea scene (`--multi`): a change running along `relation`.
+    pub second: Option<Relation>,
     pub look: Look,
     pub background: BackgroundStyle,
-    pub caption: &'static str,
+    pub caption: String,
 }
 
 /// The appearance attributes written to `data.jsonl`.
@@ -94,8 +96,33 @@ pub struct Record {
     pub image_hash: String,
     pub caption: String,
     pub relation: String,
+    /// The second idea of a two-idea scene (`--multi`), absent in the one-idea sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_relation: Option<String>,
     pub split: Split,
     pub attributes: Attributes,
+}
+
+impl Record {
+    /// The scene's idea as a label for training and scoring: its family's index in
+    /// [`Relation::ALL`], or for a two-idea scene `Relation::ALL.len()` + its pair's index in
+    /// [`super::multi::PAIRS`]; None for a family or pair this build does not know.
+    pub fn idea_id(&self) -> Option<usize> {
+        let first = Relation::from_name(&self.relation)?;
+        match self.second_relation.as_deref() {
+            None => Relation::ALL.iter().position(|r| *r == first),
+            Some(second) => {
+                let second = Relation::from_name(second)?;
+                let pair = super::multi::PAIRS.iter().position(|p| *p == (first, second))?;
+                Some(Relation::ALL.len() + pair)
+            }
+        }
+    }
+
+    /// Whether the scene shows the family named `relation`, as its idea or as its second one.
+    pub fn shows(&self, relation: &str) -> bool {
+        self.relation == relation || self.second_relation.as_deref() == Some(relation)
+    }
 }
 
 /// Scenes cycle through the relations, so every split holds all of them in equal numbers;
@@ -110,6 +137,9 @@ fn split_of_block(block: usize) -> Split {
 
 /// Salt of the streams that pick real objects, apart from the scenes' own streams.
 const OBJECT_STREAM: u64 = 0x6f62_6a65_6374_73;
+
+/// Salt of the two-idea sets' seeds: their scenes are not re-drawings of the one-idea sets'.
+const PAIR_STREAM: u64 = 0x7061_6972_73;
 
 /// Indices into [`objects::all`] of the objects of `category`.
 fn objects_of(category: Category) -> Vec<usize> {
@@ -131,14 +161,50 @@ pub enum Families {
     Classic,
     /// Every family, those about structure too.
     All,
+    /// Two ideas per scene: an arrangement with a change along it ([`super::multi::PAIRS`]).
+    Pairs,
+    /// Every family and every pair, one scene of each per block: training data for a model
+    /// that reads one idea or two.
+    AllAndPairs,
 }
 
 impl Families {
-    /// The families, in the order scenes cycle through them.
+    /// The families the set shows (for one-idea sets, in the order scenes cycle through them).
     pub fn relations(self) -> &'static [Relation] {
         match self {
             Families::Classic => Relation::CLASSIC,
             Families::All => &Relation::ALL,
+            Families::Pairs => &super::multi::FAMILIES,
+            Families::AllAndPairs => &Relation::ALL,
+        }
+    }
+
+    /// The kinds of scene a block holds one of: families, or pairs of them.
+    pub fn kinds(self) -> usize {
+        match self {
+            Families::Pairs => super::multi::PAIRS.len(),
+            Families::AllAndPairs => Relation::ALL.len() + super::multi::PAIRS.len(),
+            one => one.relations().len(),
+        }
+    }
+
+    /// The idea (and the second idea, if any) of kind `k`.
+    pub fn kind(self, k: usize) -> (Relation, Option<Relation>) {
+        match self {
+            Families::Pairs => {
+                let (arrangement, change) = super::multi::PAIRS[k];
+                (arrangement, Some(change))
+            }
+            Families::AllAndPairs if k >= Relation::ALL.len() => Families::Pairs.kind(k - Relation::ALL.len()),
+            one => (one.relations()[k], None),
+        }
+    }
+
+    /// A short label of kind `k` for contact sheets.
+    pub fn label(self, k: usize) -> String {
+        match self.kind(k) {
+            (first, Some(second)) => format!("{}+{}", first.name(), second.name()),
+            (first, None) => first.name().to_string(),
         }
     }
 
@@ -147,6 +213,8 @@ impl Families {
         match self {
             Families::Classic => "classic",
             Families::All => "all",
+            Families::Pairs => "pairs",
+            Families::AllAndPairs => "all+pairs",
         }
     }
 }
@@ -170,12 +238,18 @@ impl SceneSet {
 
     /// Scene `index` of the set and the stream to draw it with.
     pub fn spec(&self, index: usize) -> (SceneSpec, ChaCha8Rng) {
-        let relations = self.families.relations();
-        let relation = relations[index % relations.len()];
-        let split = split_of_block(index / relations.len());
-        let (mut spec, rng) = SceneSpec::sample_look(self.seed, index, relation, split);
+        let kinds = self.families.kinds();
+        let (relation, second) = self.families.kind(index % kinds);
+        let split = split_of_block(index / kinds);
+        let seed = if second.is_some() { self.seed ^ PAIR_STREAM } else { self.seed };
+        let (mut spec, mut rng) = SceneSpec::sample_look(seed, index, relation, split);
+        if let Some(second) = second {
+            let caption = second.training_captions().choose(&mut rng).expect("captions");
+            spec.caption = format!("{}; {caption}", spec.caption);
+            spec.second = Some(second);
+        }
         if self.objects > 0.0 && spec.relation.draws_objects() {
-            let mut pick = scene_rng(self.seed ^ OBJECT_STREAM, index);
+            let mut pick = scene_rng(seed ^ OBJECT_STREAM, index);
             if pick.random_bool(self.objects.min(1.0)) {
                 let categories = spec.split.categories();
                 let category = *categories.choose(&mut pick).expect("every split has categories");
@@ -229,8 +303,8 @@ impl SceneSpec {
             objects: None,
         };
         let background = *split.backgrounds().choose(&mut rng).expect("every split has backgrounds");
-        let caption = *relation.training_captions().choose(&mut rng).expect("captions");
-        (SceneSpec { index, relation, split, look, background, caption }, rng)
+        let caption = relation.training_captions().choose(&mut rng).expect("captions").to_string();
+        (SceneSpec { index, relation, second: None, split, look, background, caption }, rng)
     }
 
     /// The attributes as written to `data.jsonl`.
@@ -253,7 +327,7 @@ impl SceneSpec {
 /// The scenes of `split` among the first `blocks` blocks (ten per family) of `set`, drawn in
 /// memory (no files): fresh evaluation sets for tests.
 pub fn sample_split(set: &SceneSet, blocks: usize, split: Split) -> (Vec<RgbImage>, Vec<Record>) {
-    let families = set.families.relations().len();
+    let families = set.families.kinds();
     let indices: Vec<usize> = (0..blocks * 10 * families).filter(|i| split_of_block(i / families) == split).collect();
     let scenes: Vec<(RgbImage, Record)> = indices
         .into_par_iter()
@@ -262,8 +336,9 @@ pub fn sample_split(set: &SceneSet, blocks: usize, split: Split) -> (Vec<RgbImag
             let image = render(&spec, &mut rng, set.size);
             let record = Record {
                 image_hash: index.to_string(),
-                caption: spec.caption.to_string(),
                 relation: spec.relation.name().to_string(),
+                second_relation: spec.second.map(|r| r.name().to_string()),
+                caption: spec.caption.clone(),
                 split: spec.split,
                 attributes: spec.attributes(),
             };
@@ -278,7 +353,10 @@ pub fn render(spec: &SceneSpec, rng: &mut ChaCha8Rng, size: u32) -> RgbImage {
     let mut canvas = Canvas::new(size);
     canvas.background(spec.background, spec.look.palette, rng);
     canvas.set_framing(&spec.look.framing);
-    draw(spec.relation, &spec.look, &mut canvas, rng);
+    match spec.second {
+        Some(change) => super::multi::draw(spec.relation, change, &spec.look, &mut canvas, rng),
+        None => draw(spec.relation, &spec.look, &mut canvas, rng),
+    }
     canvas.to_rgb()
 }
 
@@ -304,8 +382,9 @@ pub fn make_scene(set: &SceneSet, index: usize) -> anyhow::Result<(Record, Vec<u
     let png = encode_png(&render(&spec, &mut rng, set.size))?;
     let record = Record {
         image_hash: image_hash(&png),
-        caption: spec.caption.into(),
         relation: spec.relation.name().into(),
+        second_relation: spec.second.map(|r| r.name().into()),
+        caption: spec.caption.clone(),
         split: spec.split,
         attributes: spec.attributes(),
     };
@@ -384,19 +463,19 @@ pub fn read_records(dir: &Path, split: Option<Split>) -> anyhow::Result<Vec<Reco
 /// of `split` each, drawn `set.size` pixels square.
 pub fn contact_sheet(set: &SceneSet, per_relation: usize, split: Split) -> RgbImage {
     let cell = set.size;
-    let families = set.families.relations();
+    let kinds = set.families.kinds();
+    let labels: Vec<String> = (0..kinds).map(|k| set.families.label(k)).collect();
     const LABEL_SCALE: u32 = 2;
-    let label_width = 8 * LABEL_SCALE * 20;
+    let label_width = 8 * LABEL_SCALE * labels.iter().map(|l| l.len() as u32 + 1).max().unwrap_or(1).max(20);
     let pad = 4;
-    let rows = families.len() as u32;
+    let rows = kinds as u32;
     let width = label_width + per_relation as u32 * (cell + pad) + pad;
     let height = rows * (cell + pad) + pad;
     let mut sheet = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
-    let relations = families.len();
-    for (row, relation) in families.iter().enumerate() {
+    for (row, label) in labels.iter().enumerate() {
         let y = pad + row as u32 * (cell + pad);
-        draw_label(&mut sheet, relation.name(), 6, y + cell / 2 - 4 * LABEL_SCALE, LABEL_SCALE);
-        let indices = (0..).map(|block| block * relations + row).filter(|&i| split_of_block(i / relations) == split).take(per_relation);
+        draw_label(&mut sheet, label, 6, y + cell / 2 - 4 * LABEL_SCALE, LABEL_SCALE);
+        let indices = (0..).map(|block| block * kinds + row).filter(|&i| split_of_block(i / kinds) == split).take(per_relation);
         for (col, index) in indices.enumerate() {
             let (spec, mut rng) = set.spec(index);
             let scene = render(&spec, &mut rng, cell);

@@ -95,7 +95,7 @@ fn analogy(look: &Look, canvas: &mut Canvas, rng: &mut impl Rng) {
 }
 
 /// A small filled dot (never a real object).
-fn marker(centre: Pt, radius: f32, colour: Rgb) -> Object {
+pub(super) fn marker(centre: Pt, radius: f32, colour: Rgb) -> Object {
     Object { shape: Shape::Circle, centre, radius, rotation: 0.0, colour, alpha: 1.0, style: Style::Fill, glyph: None }
 }
 
@@ -206,7 +206,7 @@ fn grouping(look: &Look, canvas: &mut Canvas, rng: &mut impl Rng) {
 }
 
 /// A smooth winding curve across the scene, as points `steps + 1` apart in parameter.
-fn winding_curve(rng: &mut impl Rng, steps: usize) -> Vec<Pt> {
+pub(super) fn winding_curve(rng: &mut impl Rng, steps: usize) -> Vec<Pt> {
     let waves = rng.random_range(1.0..2.2f32);
     let amplitude = rng.random_range(40.0..70.0f32);
     let phase = rng.random_range(0.0..TAU);
@@ -222,7 +222,7 @@ fn winding_curve(rng: &mut impl Rng, steps: usize) -> Vec<Pt> {
 }
 
 /// Points spaced evenly by arc length along an open polyline.
-fn along_polyline(line: &[Pt], count: usize) -> Vec<(Pt, f32)> {
+pub(super) fn along_polyline(line: &[Pt], count: usize) -> Vec<(Pt, f32)> {
     let lengths: Vec<f32> = line.windows(2).map(|w| (w[1].0 - w[0].0).hypot(w[1].1 - w[0].1)).collect();
     let total: f32 = lengths.iter().sum();
     let mut out = Vec::with_capacity(count);

@@ -18,10 +18,11 @@ use relsim_shared::protocol::{
 };
 use serde::Deserialize;
 use tokio_stream::wrappers::WatchStream;
-use relsim_shared::vectors::weighted_sum;
+use relsim_shared::vectors::{balanced_sum, weighted_sum};
 use tokio_stream::StreamExt;
 
 use super::error::Failure;
+use crate::calibration::{Calibration, QueryKind};
 use crate::encoders::ImageEncoder;
 use crate::explain::CaptionBank;
 use crate::library::catalog::{Catalog, Query as CatalogQuery};
@@ -55,6 +56,8 @@ pub struct ApiState {
     pub student: Option<Arc<ModelManifest>>,
     /// The library's relational model (see [`crate::encoders::model_id`]).
     pub model_id: String,
+    /// The model's "no good match" cut-offs, when `relsim eval` stored them with it.
+    pub calibration: Option<Calibration>,
 }
 
 /// The embeddings of the last few uploaded query images, by content hash: changing the weight,
@@ -215,7 +218,7 @@ fn page(k: Option<usize>, offset: Option<usize>, weight: Option<f32>, map: bool)
 }
 
 /// Scores the library against a query vector and explains each hit.
-fn respond(state: &ApiState, catalog: &Catalog, relational: &[f32], attribute: Option<&[f32]>, exclude: &[usize], page: &Page) -> Result<SearchResponse, Failure> {
+fn respond(state: &ApiState, catalog: &Catalog, relational: &[f32], attribute: Option<&[f32]>, exclude: &[usize], kind: QueryKind, page: &Page) -> Result<SearchResponse, Failure> {
     if !catalog.items.is_empty() && relational.len() != catalog.relational_dim {
         return Err(Failure::bad_request(format!("the query vector has {} values, the library's have {}", relational.len(), catalog.relational_dim)));
     }
@@ -229,6 +232,7 @@ fn respond(state: &ApiState, catalog: &Catalog, relational: &[f32], attribute: O
             .collect()
     });
     let captions = state.captions.read().map_err(|_| Failure::internal(anyhow::anyhow!("the caption bank failed earlier")))?;
+    let threshold = state.calibration.as_ref().map(|c| c.threshold(kind));
     let results = hits
         .into_iter()
         .map(|h| SearchHit {
@@ -237,9 +241,10 @@ fn respond(state: &ApiState, catalog: &Catalog, relational: &[f32], attribute: O
             attribute: h.attribute,
             combined: h.combined,
             why: captions.why(relational, catalog.relational(h.row), WHY),
+            weak: threshold.is_some_and(|t| h.relational < t),
         })
         .collect();
-    Ok(SearchResponse { total, offset: page.offset, k: page.k, weight: page.weight, results, upload: None, map })
+    Ok(SearchResponse { total, offset: page.offset, k: page.k, weight: page.weight, results, upload: None, map, threshold })
 }
 
 /// The server's MiniLM, one sentence batch at a time, with the last few thousand texts
@@ -292,7 +297,7 @@ pub async fn search(State(state): State<ApiState>, request: Result<Json<SearchRe
     let catalog = state.library.catalog();
     let response = blocking(move || {
         let query = resolve(&state, &catalog, request.query)?;
-        let mut response = respond(&state, &catalog, &query.relational, query.attribute.as_deref(), &query.exclude, &page)?;
+        let mut response = respond(&state, &catalog, &query.relational, query.attribute.as_deref(), &query.exclude, query.kind, &page)?;
         response.upload = query.upload;
         Ok(response)
     })
@@ -309,6 +314,8 @@ struct Resolved {
     exclude: Vec<usize>,
     /// The upload searched with, to search with again.
     upload: Option<String>,
+    /// Which cut-off its scores are judged by.
+    kind: QueryKind,
 }
 
 /// The vectors of `query`: a library image's, an upload's, a caption's (embedded here), a
@@ -317,7 +324,7 @@ fn resolve(state: &ApiState, catalog: &Catalog, query: SearchQuery) -> Result<Re
     Ok(match query {
         SearchQuery::Id { id } => {
             let row = catalog.row(&id).ok_or_else(|| Failure::not_found(format!("no library image has id `{id}`")))?;
-            Resolved { relational: catalog.relational(row).to_vec(), attribute: Some(catalog.attribute(row).to_vec()), exclude: vec![row], upload: None }
+            Resolved { relational: catalog.relational(row).to_vec(), attribute: Some(catalog.attribute(row).to_vec()), exclude: vec![row], upload: None, kind: QueryKind::Image }
         }
         SearchQuery::Text { text } => {
             let text = text.trim().to_string();
@@ -325,18 +332,18 @@ fn resolve(state: &ApiState, catalog: &Catalog, query: SearchQuery) -> Result<Re
                 return Err(Failure::bad_request(format!("text must have 1 to {MAX_TEXT_CHARS} characters")));
             }
             let vector = state.text.embed(&text).map_err(Failure::internal)?;
-            Resolved { relational: vector, attribute: None, exclude: Vec::new(), upload: None }
+            Resolved { relational: vector, attribute: None, exclude: Vec::new(), upload: None, kind: QueryKind::Text }
         }
         SearchQuery::Vector { mut vector } => {
             if vector.iter().any(|x| !x.is_finite()) || vector.iter().all(|x| *x == 0.0) {
                 return Err(Failure::bad_request("the vector must be finite and not all zeros"));
             }
             relsim_shared::vectors::l2_normalize(&mut vector);
-            Resolved { relational: vector, attribute: None, exclude: Vec::new(), upload: None }
+            Resolved { relational: vector, attribute: None, exclude: Vec::new(), upload: None, kind: QueryKind::Text }
         }
         SearchQuery::Upload { id } => {
             let vectors = state.uploads.get(&id).ok_or_else(|| Failure::not_found(format!("upload `{id}` is no longer remembered: send the image again")))?;
-            Resolved { relational: vectors.relational, attribute: Some(vectors.attribute), exclude: Vec::new(), upload: Some(id) }
+            Resolved { relational: vectors.relational, attribute: Some(vectors.attribute), exclude: Vec::new(), upload: Some(id), kind: QueryKind::Image }
         }
         SearchQuery::Compose { parts } => compose(state, catalog, parts)?,
     })
@@ -375,9 +382,15 @@ fn compose(state: &ApiState, catalog: &Catalog, parts: Vec<ComposePart>) -> Resu
         }
         exclude.extend(resolved.exclude);
     }
-    let relational = weighted_sum(&as_slices(&ideas)).ok_or_else(|| Failure::bad_request("the parts cancel out: their weighted sum is a zero vector"))?;
+    // Each idea weighs per unit of its scores' spread over the library, so that an added caption
+    // moves the ranking as much as the image it is added to.
+    let rows: Vec<&[f32]> = (0..catalog.items.len()).map(|row| catalog.relational(row)).collect();
+    let relational = balanced_sum(&as_slices(&ideas), &rows).ok_or_else(|| Failure::bad_request("the parts cancel out: their weighted sum is a zero vector"))?;
     let attribute = weighted_sum(&as_slices(&looks));
-    Ok(Resolved { relational, attribute, exclude, upload: None })
+    // Judged as an image query when an image asks (its scores run as high as images'), else as
+    // a caption query.
+    let kind = if looks.is_empty() { QueryKind::Text } else { QueryKind::Image };
+    Ok(Resolved { relational, attribute, exclude, upload: None, kind })
 }
 
 /// Borrowed views of owned (vector, weight) pairs.
@@ -437,7 +450,7 @@ pub async fn search_image(
                 vectors
             }
         };
-        let mut response = respond(&state, &catalog, &vectors.relational, Some(&vectors.attribute), &[], &page)?;
+        let mut response = respond(&state, &catalog, &vectors.relational, Some(&vectors.attribute), &[], QueryKind::Image, &page)?;
         response.upload = Some(id);
         Ok(response)
     })

@@ -104,7 +104,13 @@ pub fn load(config: &ServerConfig) -> anyhow::Result<Loaded> {
         let text = text.clone();
         CaptionBank::load(&config.data_dir.join("captions.json"), &move |texts| text.embed_many(texts))?
     };
-    Ok(Loaded { state: ApiState { library, encoder, text, captions: Arc::new(RwLock::new(captions)), minilm: Arc::new(manifest), uploads: Default::default(), student, model_id } })
+    let calibration = crate::calibration::for_encoder(&config.model, &config.encoder)?;
+    if calibration.is_none() {
+        tracing::info!("the `{}` model has no {}: results are not marked weak", config.model, crate::calibration::FILE);
+    }
+    Ok(Loaded {
+        state: ApiState { library, encoder, text, captions: Arc::new(RwLock::new(captions)), minilm: Arc::new(manifest), uploads: Default::default(), student, model_id, calibration },
+    })
 }
 
 /// Builds the router: the API, the static files, and the guard in front of everything.

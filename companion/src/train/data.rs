@@ -27,7 +27,7 @@ pub struct SceneSplit {
     pub caption_ids: Vec<usize>,
     /// The distinct captions, in first-seen order.
     pub captions: Vec<String>,
-    /// Index of each record's relation in `Relation::ALL`.
+    /// Each record's idea ([`Record::idea_id`]: its relation, or its pair of relations).
     pub relation_ids: Vec<usize>,
 }
 
@@ -62,10 +62,10 @@ impl SceneSplit {
         let relation_ids = records
             .iter()
             .map(|r| {
-                crate::scenes::relations::Relation::ALL
-                    .iter()
-                    .position(|rel| rel.name() == r.relation)
-                    .with_context(|| format!("{}: unknown relation `{}`", dir.display(), r.relation))
+                r.idea_id().with_context(|| {
+                    let second = r.second_relation.as_deref().map(|s| format!(" with `{s}`")).unwrap_or_default();
+                    format!("{}: unknown relation `{}`{second}", dir.display(), r.relation)
+                })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(SceneSplit { records, images, caption_ids, captions, relation_ids })

@@ -76,6 +76,10 @@ pub struct TrainOptions {
     /// Train the Qwen relsim encoder (LoRA, query row, projection) instead of relsim-lite.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub qwen: Option<qwen::QwenSpec>,
+    /// Start relsim-lite from this exported model (config.json, model.safetensors) instead of
+    /// the seed's random weights: fine-tuning on new data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
 }
 
 fn is_zero(v: &f32) -> bool {
@@ -253,7 +257,17 @@ pub fn train(options: &TrainOptions, out: &Path, minilm_dir: &Path, stop_at: Opt
         None => {
             options.model.validate("the lite model options")?;
             let size = Some(options.model.image_size as u32);
-            let model = LiteTrainee { encoder: options.model.init::<Train>(&device), temperature: Temperature::new(&device) };
+            let encoder = match &options.init {
+                None => options.model.init::<Train>(&device),
+                Some(dir) => {
+                    let (config, encoder) = crate::lite::load_lite::<Train>(dir, &device).with_context(|| format!("--init {}", dir.display()))?;
+                    let mut shape = config.clone();
+                    shape.colour_views = options.model.colour_views;
+                    anyhow::ensure!(shape == options.model, "--init {}: its model shape ({config:?}) is not the preset's ({:?})", dir.display(), options.model);
+                    encoder
+                }
+            };
+            let model = LiteTrainee { encoder, temperature: Temperature::new(&device) };
             run_loop(options, &run, &exported_config(options), model, size, minilm_dir, stop_at, observer)
         }
         Some(spec) => {
@@ -365,11 +379,12 @@ fn run_loop<T: Trainee>(
     Ok(TrainEnd::Finished)
 }
 
-/// The unit mean of the caption vectors of each relation (indexed as `Relation::ALL`; a
-/// relation the split lacks gets zeros).
+/// The unit mean of the caption vectors of each idea (indexed by [`crate::scenes::Record::idea_id`];
+/// an idea the split lacks gets zeros).
 fn relation_centroids(split: &SceneSplit, caption_vectors: &[Vec<f32>]) -> Vec<Vec<f32>> {
     let dim = caption_vectors[0].len();
-    let mut sums = vec![vec![0f32; dim]; crate::scenes::Relation::ALL.len()];
+    let ideas = crate::scenes::Relation::ALL.len() + crate::scenes::multi::PAIRS.len();
+    let mut sums = vec![vec![0f32; dim]; ideas];
     let mut seen = std::collections::BTreeSet::new();
     for (&caption, &relation) in split.caption_ids.iter().zip(&split.relation_ids) {
         // Each distinct caption once, whatever its number of images.
@@ -474,7 +489,7 @@ mod tests {
         };
         let vectors = vec![vec![1.0, 0.0], vec![0.0, 1.0], vec![0.6, 0.8]];
         let centroids = relation_centroids(&split, &vectors);
-        assert_eq!(centroids.len(), crate::scenes::Relation::ALL.len());
+        assert_eq!(centroids.len(), crate::scenes::Relation::ALL.len() + crate::scenes::multi::PAIRS.len());
         let h = std::f32::consts::FRAC_1_SQRT_2;
         assert!((centroids[3][0] - h).abs() < 1e-6 && (centroids[3][1] - h).abs() < 1e-6, "{:?}", centroids[3]);
         assert_eq!(centroids[5], vec![0.6, 0.8]);

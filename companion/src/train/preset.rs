@@ -40,6 +40,7 @@ impl Preset {
                 augment: Augment::Channels,
                 centroid_weight: 1.0,
                 qwen: None,
+                init: None,
             },
             Preset::Tiny => TrainOptions {
                 data: data.to_path_buf(),
@@ -59,6 +60,7 @@ impl Preset {
                 augment: Augment::Channels,
                 centroid_weight: 1.0,
                 qwen: None,
+                init: None,
             },
             Preset::QwenTiny => TrainOptions {
                 data: data.to_path_buf(),
@@ -79,6 +81,7 @@ impl Preset {
                 augment: Augment::None,
                 centroid_weight: 0.0,
                 qwen: None,
+                init: None,
             },
         }
     }
