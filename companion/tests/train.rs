@@ -151,3 +151,23 @@ fn ctrl_c_saves_a_checkpoint_to_resume_from() {
     assert_eq!(losses(&run).len(), step, "metrics end where the checkpoint is");
     std::fs::remove_dir_all(run).unwrap();
 }
+
+#[test]
+fn init_starts_from_an_exported_model_and_refuses_another_shape() {
+    let (first, second, exported, copied) = (temp_dir("init-first"), temp_dir("init-second"), temp_dir("init-exported"), temp_dir("init-copied"));
+    train(&first, &["--export", exported.to_str().unwrap()]);
+    // A run that starts from those weights and moves nothing (learning rate 0) exports them again.
+    train(&second, &["--init", exported.to_str().unwrap(), "--steps", "1", "--learning-rate", "0", "--export", copied.to_str().unwrap()]);
+    let weights = |dir: &Path| std::fs::read(dir.join("model.safetensors")).unwrap();
+    assert!(weights(&exported) == weights(&copied), "the run did not start from the --init weights");
+    let options: serde_json::Value = serde_json::from_slice(&std::fs::read(second.join("train.json")).unwrap()).unwrap();
+    assert_eq!(options["init"].as_str(), exported.to_str(), "the run records where it started");
+    // The committed relsim-lite is not the tiny preset's shape: one clear error naming the folder.
+    let lite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/relsim-lite");
+    let out = relsim().args(["train", "--preset", "tiny", "--data"]).arg(scenes()).arg("--out").arg(temp_dir("init-wrong")).arg("--init").arg(&lite).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--init") && stderr.contains("is not the preset's"), "{stderr}");
+    for dir in [first, second, exported, copied] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
