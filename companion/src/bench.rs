@@ -370,12 +370,10 @@ pub fn bench_load(dir: &Path, layers: usize, blocks: usize, full: Option<&Path>)
     Ok(())
 }
 
-/// `relsim bench relational`: each encoder's retrieval metrics on one split of a scene set,
-/// as a table on stdout and a JSON report at `json`.
-pub fn bench_relational(data: &Path, split: crate::scenes::Split, encoders: &[String], options: &crate::encoders::EncoderOptions, json: &Path) -> anyhow::Result<()> {
+/// The records of `split` of the scene set in `data` and their images, decoded in parallel.
+fn split_images(data: &Path, split: crate::scenes::Split) -> anyhow::Result<(Vec<crate::scenes::Record>, Vec<image::RgbImage>)> {
     use rayon::prelude::*;
     let records = crate::scenes::generate::read_records(data, Some(split))?;
-    anyhow::ensure!(records.len() >= 2, "{} has {} {} images; the benchmark needs at least 2", data.display(), records.len(), split.name());
     let images = records
         .par_iter()
         .map(|r| {
@@ -384,6 +382,14 @@ pub fn bench_relational(data: &Path, split: crate::scenes::Split, encoders: &[St
             Ok(relsim_shared::image::preprocess::decode_rgb(&bytes, &path.display().to_string())?)
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok((records, images))
+}
+
+/// `relsim bench relational`: each encoder's retrieval metrics on one split of a scene set,
+/// as a table on stdout and a JSON report at `json`.
+pub fn bench_relational(data: &Path, split: crate::scenes::Split, encoders: &[String], options: &crate::encoders::EncoderOptions, json: &Path) -> anyhow::Result<()> {
+    let (records, images) = split_images(data, split)?;
+    anyhow::ensure!(records.len() >= 2, "{} has {} {} images; the benchmark needs at least 2", data.display(), records.len(), split.name());
     let relations: std::collections::BTreeSet<&str> = records.iter().map(|r| r.relation.as_str()).collect();
     let mut rows = Vec::new();
     let mut report = Vec::new();
@@ -408,22 +414,13 @@ pub fn bench_relational(data: &Path, split: crate::scenes::Split, encoders: &[St
 /// `relsim bench compose`: composite queries (image + another idea's caption) on a two-idea
 /// split, per encoder, beside the image alone and the caption alone; table and JSON report.
 pub fn bench_compose(data: &Path, split: crate::scenes::Split, encoders: &[String], options: &crate::encoders::EncoderOptions, minilm_dir: &Path, json: &Path) -> anyhow::Result<()> {
-    use rayon::prelude::*;
-    let records = crate::scenes::generate::read_records(data, Some(split))?;
+    let (records, images) = split_images(data, split)?;
     anyhow::ensure!(
         records.iter().any(|r| r.second_relation.is_some()),
         "{} has no two-idea scenes in its {} split: make it with `relsim scenes generate --multi`",
         data.display(),
         split.name()
     );
-    let images = records
-        .par_iter()
-        .map(|r| {
-            let path = data.join("images").join(format!("{}.png", r.image_hash));
-            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            Ok(relsim_shared::image::preprocess::decode_rgb(&bytes, &path.display().to_string())?)
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let minilm = crate::encoders::load_minilm(minilm_dir, options.backend)?;
     let families = crate::scenes::generate::Families::Pairs.relations();
     let texts: Vec<&str> = families.iter().map(|r| r.evaluation_caption()).collect();
