@@ -26,25 +26,28 @@ pub fn run_eval(checkpoint: &Path, data: &Path, split: Split, minilm_dir: &Path,
     print!("{}", breakdown_table(&[(name.to_string(), metrics.clone())]));
     println!("caption→image P@10: training paraphrases {p10_train:.3}, held-out paraphrases {p10_held_out:.3}");
 
-    // The cut-offs come from the validation split whatever split the metrics are on.
-    let (val, val_embeddings) = if split == Split::Val {
-        (set, embeddings)
+    // The cut-offs come from the validation split whatever split the metrics are on (already
+    // embedded, captions too, when that is the split asked for).
+    let (val, val_embeddings, val_captions) = if split == Split::Val {
+        (set, embeddings, captions)
     } else {
         let (_, val, embeddings, _) = embed_split(checkpoint, data, Split::Val, image_backend)?;
-        (val, embeddings)
+        let captions = CaptionVectors::of(&val, data, minilm_dir)?;
+        (val, embeddings, captions)
     };
-    let calibration = calibrate(&val, &val_embeddings, &CaptionVectors::of(&val, data, minilm_dir)?, data);
-    match (&calibration, &model_dir) {
-        (Err(why), _) => println!("no no-good-match cut-offs: {why} (a model this weak marks nothing; none written)"),
-        (Ok(c), _) => println!(
-            "no-good-match cut-offs (validation split, {} image and {} caption queries, each with and without its idea in the library): image {:.4} (P@1 above it {:.3}), caption {:.4} ({:.3})",
-            c.image_queries, c.text_queries, c.image, c.image_precision, c.text, c.text_precision
-        ),
-    }
-    match (&calibration, &model_dir) {
-        (Ok(c), Some(model_dir)) => println!("wrote {}", c.write(model_dir)?.display()),
-        (Ok(_), None) => println!("(not written: {} is a checkpoint, not a model folder; evaluate the exported model to store them)", dir.display()),
-        (Err(_), _) => {}
+    let calibration = calibrate(&val, &val_embeddings, &val_captions, data);
+    match &calibration {
+        Err(why) => println!("no no-good-match cut-offs: {why} (a model this weak marks nothing; none written)"),
+        Ok(c) => {
+            println!(
+                "no-good-match cut-offs (validation split, {} image and {} caption queries, each with and without its idea in the library): image {:.4} (P@1 above it {:.3}), caption {:.4} ({:.3})",
+                c.image_queries, c.text_queries, c.image, c.image_precision, c.text, c.text_precision
+            );
+            match &model_dir {
+                Some(model_dir) => println!("wrote {}", c.write(model_dir)?.display()),
+                None => println!("(not written: {} is a checkpoint, not a model folder; evaluate the exported model to store them)", dir.display()),
+            }
+        }
     }
     let calibration = calibration.ok();
     let report = serde_json::json!({
