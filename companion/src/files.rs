@@ -1,4 +1,4 @@
-//! File helpers every floor uses: atomic writes and content hashes.
+//! File helpers every floor uses: atomic writes, content hashes, checksummed log frames.
 
 use std::io::Write;
 use std::path::Path;
@@ -24,6 +24,42 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 /// The SHA-256 of `bytes`, hex: the id of an image's content in the library and in scene sets.
 pub fn content_hash(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Bytes before each frame's payload. Append-only logs (the library index, study answers) are
+/// checksummed frames: payload length (u32 LE), CRC-32 of the payload (u32 LE), payload (JSON).
+pub const FRAME_HEAD: usize = 8;
+/// A frame longer than this is corruption, not data.
+const MAX_FRAME: usize = 64 << 20;
+
+/// `payload` as one frame.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(FRAME_HEAD + payload.len());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Splits `bytes` into whole, intact frames (a crash mid-write leaves at most a torn last one);
+/// returns them and the length they cover (anything after it is a torn or corrupt tail).
+pub fn frames(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while bytes.len() - at >= FRAME_HEAD {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+        if len > MAX_FRAME || bytes.len() - at - FRAME_HEAD < len {
+            break;
+        }
+        let payload = &bytes[at + FRAME_HEAD..at + FRAME_HEAD + len];
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        out.push(payload);
+        at += FRAME_HEAD + len;
+    }
+    (out, at)
 }
 
 #[cfg(test)]

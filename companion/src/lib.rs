@@ -5,7 +5,7 @@
 //! 1. models: [`backend`], [`weights`], [`qwen`] (the Qwen2.5-VL relsim model), relsim-lite's files ([`lite`]);
 //! 2. encoders: [`encoders`] (every image encoder by name);
 //! 3. data: [`scenes`], [`library`], [`explain`] (the caption bank);
-//! 4. jobs: [`train`], [`distill`], [`bench`];
+//! 4. jobs: [`train`], [`distill`], [`bench`], [`study`] (the human A/B study);
 //! 5. surfaces: [`cli`], [`server`].
 //!
 //! Helpers every floor may use: [`files`], [`stats`], [`paths`].
@@ -28,6 +28,7 @@ pub mod scenes;
 
 pub mod bench;
 pub mod distill;
+pub mod study;
 pub mod train;
 
 pub mod cli;

@@ -170,8 +170,8 @@ fn every_common_format_is_indexed_with_exif_orientation_and_broken_files_are_rep
     let data = dir.path().join("data");
     let report = index(&photos, &data);
     let p = &report["progress"];
-    assert_eq!(p["found"], 11, "{report}");
-    assert_eq!(p["embedded"], 9, "{report}");
+    assert_eq!(p["found"], 14, "{report}");
+    assert_eq!(p["embedded"], 12, "{report}");
     assert_eq!(p["failed"], 2, "{report}");
     let store = open_store(&data, &model_id()).unwrap();
     let size_of = |name: &str| {
@@ -189,6 +189,17 @@ fn every_common_format_is_indexed_with_exif_orientation_and_broken_files_are_rep
     for broken in ["truncated.png", "not_really.png"] {
         let file = store.files.values().find(|f| f.path.ends_with(broken)).unwrap();
         assert!(file.hash.is_none() && file.error.as_ref().is_some_and(|e| e.contains(broken)), "{file:?}");
+    }
+    // When each was taken: the EXIF DateTimeOriginal of JPEG, WebP and PNG (eXIf), none without.
+    let taken_of = |name: &str| {
+        let file = store.files.values().find(|f| f.path.ends_with(name)).unwrap_or_else(|| panic!("{name} not indexed"));
+        store.images[file.hash.as_ref().unwrap()].taken.clone()
+    };
+    assert_eq!(taken_of("dated/2019/astronaut.jpg").as_deref(), Some("2019-07-20T20:17:40"));
+    assert_eq!(taken_of("dated/2021/chelsea.webp").as_deref(), Some("2021-03-05T08:00:00"));
+    assert_eq!(taken_of("dated/2021/camera.png").as_deref(), Some("2021-12-31T23:59:59"));
+    for name in ["astronaut.jpg", "chelsea.webp", "camera_grey.png", "rocket_exif_rotated.jpg"] {
+        assert_eq!(taken_of(&format!("photos/{name}")), None, "{name} has no DateTimeOriginal");
     }
     // The thumbnail of the rotated photo is upright too.
     let file = store.files.values().find(|f| f.path.ends_with("rocket_exif_rotated.jpg")).unwrap();

@@ -67,11 +67,16 @@ fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body:
 
 impl Server {
     fn start(library: &Path, data: &Path) -> Server {
+        Server::start_with(library, data, &[])
+    }
+
+    fn start_with(library: &Path, data: &Path, extra: &[&std::ffi::OsStr]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_relsim"))
             .args(["serve", "--port", "0", "--library"])
             .arg(library)
             .arg("--data-dir")
             .arg(data)
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -142,7 +147,9 @@ fn the_server_defends_localhost_searches_and_survives_bad_input() {
     let no_token = request(&server.addr, "GET", "/api/library", &[], b"");
     assert_eq!(no_token.status, 401);
     assert_eq!(no_token.json()["status"], 401);
-    assert_eq!(request(&server.addr, "GET", "/api/health", &[], b"").status, 200, "health needs no token");
+    let health = request(&server.addr, "GET", "/api/health", &[], b"");
+    assert_eq!(health.status, 200, "health needs no token");
+    assert_eq!(health.json()["study"], false);
     let wrong = request(&server.addr, "GET", "/api/library", &[("X-Relsim-Token", "0123")], b"");
     assert_eq!(wrong.status, 401);
     let rebound = server.call("GET", "/api/library", &[("Host", &format!("evil.example:{}", server.addr.rsplit(':').next().unwrap()))], b"");
@@ -407,6 +414,11 @@ fn the_server_defends_localhost_searches_and_survives_bad_input() {
             }
             let concrete = path.replace("{id}", id);
             let reply = server.call(&method.to_uppercase(), &concrete, &[("Content-Type", "application/json")], b"{}");
+            if path.starts_with("/api/study") {
+                // Routed, and without --study it says so.
+                assert!(reply.status == 404 && reply.json()["error"].as_str().unwrap().contains("no study is being run"), "{method} {path}: {}", reply.json());
+                continue;
+            }
             assert_ne!(reply.status, 404, "{method} {path}");
             assert_ne!(reply.status, 405, "{method} {path}");
         }
@@ -424,6 +436,238 @@ fn the_server_defends_localhost_searches_and_survives_bad_input() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "{status:?}");
+}
+
+/// The ids and dates of a library listing's images, by file name.
+fn listed(page: &Value) -> std::collections::BTreeMap<String, (String, String, String)> {
+    page["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let name = Path::new(i["path"].as_str().unwrap()).file_name().unwrap().to_string_lossy().into_owned();
+            (name, (i["id"].as_str().unwrap().to_string(), i["date"].as_str().unwrap_or("").to_string(), i["date_source"].as_str().unwrap_or("").to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn folder_and_date_filters_narrow_the_listing_and_every_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let lib = dir.path().join("library");
+    // Three photos with EXIF dates (2019 and 2021), a photo without one whose file time is
+    // 2020-06-15 noon, and 14 scenes with today's file time.
+    let photos = workspace().join("tests/fixtures/photos");
+    for (from, to) in [("dated/2019/astronaut.jpg", "dated/2019/astronaut.jpg"), ("dated/2021/chelsea.webp", "dated/2021/chelsea.webp"), ("dated/2021/camera.png", "dated/2021/camera.png"), ("coffee.bmp", "old/coffee.bmp")] {
+        std::fs::create_dir_all(lib.join(to).parent().unwrap()).unwrap();
+        std::fs::copy(photos.join(from), lib.join(to)).unwrap();
+    }
+    let noon = std::time::UNIX_EPOCH + Duration::from_secs(1_592_222_400);
+    std::fs::File::options().write(true).open(lib.join("old/coffee.bmp")).unwrap().set_modified(noon).unwrap();
+    let scene_images = scenes(&dir.path().join("scenes"), 14);
+    std::fs::rename(&scene_images, lib.join("scenes")).unwrap();
+    let server = Server::start(&lib, &dir.path().join("data"));
+    let all = server.wait_indexed(18);
+    let root = all["folders"][0].as_str().unwrap().to_string();
+    assert_eq!(all["unfiltered"], 18);
+
+    // Every folder holding images, with its count, and each image's date and its source.
+    let folders: Vec<(String, u64)> = all["subfolders"].as_array().unwrap().iter().map(|f| (f["path"].as_str().unwrap().to_string(), f["images"].as_u64().unwrap())).collect();
+    let expected: Vec<(String, u64)> = [("", 18), ("/dated", 3), ("/dated/2019", 1), ("/dated/2021", 2), ("/old", 1), ("/scenes", 14)].iter().map(|(p, n)| (format!("{root}{p}"), *n)).collect();
+    assert_eq!(folders, expected);
+    let images = listed(&all);
+    assert_eq!(images["astronaut.jpg"].1, "2019-07-20T20:17:40");
+    assert_eq!(images["astronaut.jpg"].2, "exif");
+    let noon_here = chrono::DateTime::<chrono::Utc>::from(noon).with_timezone(&chrono::Local).naive_local().format("%Y-%m-%dT%H:%M:%S").to_string();
+    assert_eq!((images["coffee.bmp"].1.as_str(), images["coffee.bmp"].2.as_str()), (noon_here.as_str(), "file"), "no EXIF date: the file time, in local time");
+    let today = chrono::Local::now().date_naive().to_string();
+    let is_scene = |name: &str| !["astronaut.jpg", "chelsea.webp", "camera.png", "coffee.bmp"].contains(&name);
+    assert_eq!(images.keys().filter(|n| is_scene(n)).count(), 14);
+    assert!(images.iter().filter(|(n, _)| is_scene(n)).all(|(_, (_, date, source))| date.starts_with(&today) && source == "file"), "{images:?}");
+
+    let names = |query: &str| {
+        let reply = server.get(&format!("/api/library?limit=500{query}"));
+        assert_eq!(reply.status, 200, "{query}: {}", String::from_utf8_lossy(&reply.body));
+        let page = reply.json();
+        let names: Vec<String> = listed(&page).into_keys().collect();
+        assert_eq!(page["total"], names.len(), "{query}");
+        assert_eq!(page["unfiltered"], 18);
+        names
+    };
+    let enc = |s: &str| s.replace('/', "%2F");
+    assert_eq!(names(&format!("&folder={}", enc(&format!("{root}/dated/2021")))), ["camera.png", "chelsea.webp"]);
+    assert_eq!(names(&format!("&folder={}", enc(&format!("{root}/dated/")))), ["astronaut.jpg", "camera.png", "chelsea.webp"], "a trailing slash is the same folder");
+    assert_eq!(names("&from=2021-01-01&to=2021-12-31"), ["camera.png", "chelsea.webp"], "EXIF dates, both ends inclusive");
+    assert_eq!(names("&from=2021-12-31").len(), 15, "the last second of 2021 and today's scenes");
+    assert_eq!(names(&format!("&from={0}&to={0}", &noon_here[..10])), ["coffee.bmp"], "a file time");
+    assert_eq!(names("&to=2019-12-31"), ["astronaut.jpg"]);
+    assert_eq!(names(&format!("&folder={}&from=2021-06-01", enc(&format!("{root}/dated")))), ["camera.png"], "folder and days together");
+    // Pages of a filtered listing add up to it.
+    let mut paged = Vec::new();
+    for offset in (0..14).step_by(5) {
+        let page = server.get(&format!("/api/library?folder={}&offset={offset}&limit=5", enc(&format!("{root}/scenes")))).json();
+        assert_eq!(page["total"], 14);
+        paged.extend(page["images"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()));
+    }
+    let scene_ids: Vec<String> = images.iter().filter(|(n, _)| is_scene(n)).map(|(_, (id, _, _))| id.clone()).collect();
+    assert_eq!(paged.iter().collect::<std::collections::BTreeSet<_>>(), scene_ids.iter().collect(), "every scene once");
+    assert_eq!(paged.len(), 14);
+
+    // Searches rank, count and map only what the filter keeps; the query itself may lie outside.
+    let dated = [&images["astronaut.jpg"].0, &images["chelsea.webp"].0, &images["camera.png"].0];
+    let query = json!({ "kind": "id", "id": scene_ids[0] });
+    let reply = server.post_json("/api/search", &json!({ "query": query, "k": 10, "map": true, "filter": { "folder": format!("{root}/dated") } }));
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    let r = reply.json();
+    assert_eq!(r["total"], 3);
+    let hits: Vec<&str> = r["results"].as_array().unwrap().iter().map(|h| h["image"]["id"].as_str().unwrap()).collect();
+    assert_eq!(hits.len(), 3);
+    assert!(hits.iter().all(|h| dated.contains(&&h.to_string())), "{hits:?}");
+    assert_eq!(r["map"].as_array().unwrap().len(), 3);
+    let r = server.post_json("/api/search", &json!({ "query": query, "k": 20, "filter": { "folder": format!("{root}/scenes"), "to": "2030-01-01" } })).json();
+    assert_eq!(r["total"], 13, "the scenes but the query");
+    let r = server.post_json("/api/search", &json!({ "query": { "kind": "text", "text": "one {object} stands out" }, "filter": { "from": "2021-01-01", "to": "2021-12-31" } })).json();
+    assert_eq!(r["total"], 2);
+    let upload = std::fs::read(photos.join("astronaut.jpg")).unwrap();
+    let reply = server.call("POST", &format!("/api/search/image?k=5&to=2020-12-31&folder={}", enc(&root)), &[("Content-Type", "image/jpeg")], &upload);
+    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
+    let hits: Vec<String> = reply.json()["results"].as_array().unwrap().iter().map(|h| h["image"]["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(hits, [images["astronaut.jpg"].0.clone(), images["coffee.bmp"].0.clone()], "the photos taken before 2021, the EXIF twin first");
+
+    // Bad filters: a 400 naming the part.
+    for (query, says) in [("&folder=%2Fetc", "is not a library folder"), ("&folder=relative", "is not a library folder"), ("&from=2021-02-30", "`from` must be a day"), ("&to=yesterday", "`to` must be a day"), ("&from=2021-02-02&to=2021-02-01", "after")] {
+        let reply = server.get(&format!("/api/library?{}", &query[1..]));
+        assert_eq!(reply.status, 400, "{query}");
+        assert!(reply.json()["error"].as_str().unwrap().contains(says), "{query}: {}", reply.json());
+    }
+    let reply = server.post_json("/api/search", &json!({ "query": query, "filter": { "folder": format!("{root}/../x") } }));
+    assert_eq!(reply.status, 400);
+    assert!(reply.json()["error"].as_str().unwrap().contains("not a library folder"));
+    let reply = server.call("POST", "/api/search/image?from=June", &[("Content-Type", "image/jpeg")], &upload);
+    assert_eq!(reply.status, 400);
+}
+
+#[test]
+fn a_study_is_made_run_blind_answered_crash_safely_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = scenes(&dir.path().join("scenes"), 42);
+    let study = dir.path().join("study");
+    let make = |methods: &str, out: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_relsim")).args(["study", "make", "--methods", methods, "--queries", "8", "--seed", "3", "--data"]).arg(&images).arg("--out").arg(out).output().unwrap()
+    };
+    let out = make("lite,colour-histogram,pixels", &study);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let made: Value = serde_json::from_slice(&std::fs::read(study.join("study.json")).unwrap()).unwrap();
+    let queries = made["queries"].as_array().unwrap();
+    assert_eq!(queries.len(), 8);
+    let mut expected_trials = 0;
+    for q in queries {
+        let hits: Vec<&str> = ["lite", "colour-histogram", "pixels"].iter().map(|m| q["hits"][m].as_str().unwrap()).collect();
+        assert!(hits.iter().all(|h| *h != q["query"].as_str().unwrap()), "a query is never its own hit");
+        expected_trials += [(0, 1), (0, 2), (1, 2)].iter().filter(|(a, b)| hits[*a] != hits[*b]).count();
+    }
+    let trials = made["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), expected_trials, "one trial per method pair whose hits differ");
+    assert!(trials.iter().enumerate().all(|(i, t)| t["id"] == i));
+    let lite_left = trials.iter().filter(|t| t["left"]["method"] == "lite").count();
+    let lite_right = trials.iter().filter(|t| t["right"]["method"] == "lite").count();
+    assert!(lite_left > 0 && lite_right > 0, "sides are drawn at random: lite left {lite_left}, right {lite_right}");
+    for name in made["images"].as_object().unwrap().values() {
+        assert!(study.join("images").join(name.as_str().unwrap()).is_file(), "{name} copied into the study");
+    }
+    let again = make("lite,pixels", &study);
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already holds a study"));
+    let one = make("lite", &dir.path().join("one"));
+    assert!(!one.status.success() && String::from_utf8_lossy(&one.stderr).contains("at least two methods"));
+
+    // Served blind: trials name images, never methods.
+    let data = dir.path().join("data");
+    let mut server = Server::start_with(&images, &data, &["--study".as_ref(), study.as_os_str(), "--no-index".as_ref()]);
+    assert_eq!(server.get("/api/health").json()["study"], true, "the page asks health whether to show the Study tab");
+    let page = server.get("/api/study");
+    assert_eq!(page.status, 200);
+    let body = String::from_utf8_lossy(&page.body).into_owned();
+    assert!(!body.contains("lite") && !body.contains("colour") && !body.contains("pixels"), "the methods stay hidden: {body}");
+    let page = page.json();
+    assert_eq!(page["trials"].as_array().unwrap().len(), trials.len());
+    let first = &page["trials"][0];
+    let query_image = server.get(first["query"].as_str().unwrap());
+    assert_eq!(query_image.status, 200);
+    let hash = trials[0]["query"].as_str().unwrap();
+    assert_eq!(query_image.body, std::fs::read(study.join("images").join(made["images"][hash].as_str().unwrap())).unwrap());
+    assert_eq!(server.get("/api/study/images/0123").status, 404);
+    assert_eq!(server.get("/api/study/images/..%2Fstudy.json").status, 404);
+
+    // Answers: stored before the reply; bad ones refused with JSON errors.
+    let choices = ["left", "right", "tie", "left", "left", "right", "left"];
+    for (i, choice) in choices.iter().enumerate() {
+        let reply = server.post_json("/api/study/answers", &json!({ "trial": i % trials.len(), "choice": choice, "session": "tab-1" }));
+        assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+        assert_eq!(reply.json()["answers"], i + 1);
+    }
+    for (body, status) in [
+        (json!({ "trial": 9999, "choice": "left", "session": "s" }), 404),
+        (json!({ "trial": 0, "choice": "maybe", "session": "s" }), 422),
+        (json!({ "trial": 0, "choice": "left", "session": "" }), 400),
+        (json!({ "trial": 0, "choice": "left", "session": "has spaces" }), 400),
+    ] {
+        let reply = server.post_json("/api/study/answers", &body);
+        assert_eq!(reply.status, status, "{body}");
+        assert!(reply.json()["error"].is_string());
+    }
+    // A crash in the middle of writing an answer: only a torn last frame is lost.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let log = study.join("answers.log");
+    let mut torn = std::fs::read(&log).unwrap();
+    let whole = torn.len();
+    torn.extend_from_slice(&[40, 0, 0, 0, 1, 2, 3, 4, b'{', b'"']);
+    std::fs::write(&log, &torn).unwrap();
+    let report = Command::new(env!("CARGO_BIN_EXE_relsim")).args(["study", "report", "--json"]).arg(&study).output().unwrap();
+    assert!(report.status.success(), "{}", String::from_utf8_lossy(&report.stderr));
+    assert_eq!(std::fs::metadata(&log).unwrap().len() as usize, whole, "the torn tail is dropped");
+    let report: Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!(report["answers"], choices.len());
+    // Win/tie/loss per pair, counted here from the trials and the choices made.
+    let mut expected: std::collections::BTreeMap<(String, String), (u64, u64, u64)> = Default::default();
+    let order = ["lite", "colour-histogram", "pixels"];
+    for (i, choice) in choices.iter().enumerate() {
+        let t = &trials[i % trials.len()];
+        let (l, r) = (t["left"]["method"].as_str().unwrap(), t["right"]["method"].as_str().unwrap());
+        let (a, b) = if order.iter().position(|m| *m == l) < order.iter().position(|m| *m == r) { (l, r) } else { (r, l) };
+        let e = expected.entry((a.to_string(), b.to_string())).or_default();
+        match *choice {
+            "tie" => e.1 += 1,
+            c => {
+                let chosen = if c == "left" { l } else { r };
+                if chosen == a {
+                    e.0 += 1
+                } else {
+                    e.2 += 1
+                }
+            }
+        }
+    }
+    for pair in report["pairs"].as_array().unwrap() {
+        let key = (pair["a"].as_str().unwrap().to_string(), pair["b"].as_str().unwrap().to_string());
+        let (w, t, l) = expected.get(&key).copied().unwrap_or_default();
+        assert_eq!((pair["a_wins"].as_u64().unwrap(), pair["ties"].as_u64().unwrap(), pair["b_wins"].as_u64().unwrap()), (w, t, l), "{pair}");
+        let n = (w + t + l) as f64;
+        if n > 0.0 {
+            let rate = pair["a_win_rate"]["rate"].as_f64().unwrap();
+            assert!((rate - w as f64 / n).abs() < 1e-12);
+            assert!(pair["a_win_rate"]["low"].as_f64().unwrap() <= rate && rate <= pair["a_win_rate"]["high"].as_f64().unwrap());
+        }
+    }
+    assert!(study.join("report.json").is_file());
+    let table = Command::new(env!("CARGO_BIN_EXE_relsim")).args(["study", "report"]).arg(&study).output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("lite vs colour-histogram") && table.contains("95% CI"), "{table}");
+    // The restarted companion carries on from the answers on disk.
+    let server = Server::start_with(&images, &data, &["--study".as_ref(), study.as_os_str(), "--no-index".as_ref()]);
+    assert_eq!(server.get("/api/study").json()["answers"], choices.len());
+    let reply = server.post_json("/api/study/answers", &json!({ "trial": 0, "choice": "tie", "session": "tab-2" }));
+    assert_eq!(reply.json()["answers"], choices.len() + 1);
 }
 
 /// The MiniLM embedding of `text`, from the CLI.

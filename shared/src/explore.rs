@@ -2,7 +2,7 @@
 //! what the page's URL holds, where each image lies on the similarity map, which point the
 //! pointer is over, and which images make good analogy pairs.
 
-use crate::protocol::MapPoint;
+use crate::protocol::{LibraryFilter, MapPoint};
 
 /// The page's views.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -14,6 +14,10 @@ pub enum View {
     Classroom,
     /// The text encoder, run in the browser.
     Models,
+    /// Questions for a class: which of two images shares the idea of the first?
+    Quiz,
+    /// The A/B study the companion runs: the quiz's question about two methods' hits.
+    Study,
 }
 
 impl View {
@@ -22,6 +26,8 @@ impl View {
             View::Explore => "explore",
             View::Classroom => "classroom",
             View::Models => "models",
+            View::Quiz => "quiz",
+            View::Study => "study",
         }
     }
 }
@@ -53,6 +59,117 @@ pub struct UrlState {
     /// Added to the query: more images (the idea they share with it) and ideas, or ideas
     /// taken away from it.
     pub extras: Vec<Extra>,
+    /// Which images the library grid shows and searches rank: a folder, a span of days.
+    pub filter: LibraryFilter,
+    /// Quiz questions.
+    pub quiz: Vec<QuizQuestion>,
+    /// The quiz question shown.
+    pub question: usize,
+}
+
+/// One quiz question: which of two images shares the idea of the first? One shares its idea and
+/// looks different (the answer), the other looks alike and shows another idea (the decoy).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QuizQuestion {
+    pub query: String,
+    pub answer: String,
+    pub decoy: String,
+    /// Whether the answer is shown on the left.
+    pub answer_left: bool,
+}
+
+/// The value of a hex digit (ids are SHA-256 in hex).
+fn nibble(id: &str) -> u8 {
+    id.bytes().next().and_then(|b| (b as char).to_digit(16)).unwrap_or(0) as u8
+}
+
+impl QuizQuestion {
+    /// A question with the answer's side drawn from the two ids (SHA-256 digits are as good as a
+    /// coin, and a shared link shows every class the same sides).
+    pub fn new(query: String, answer: String, decoy: String) -> Self {
+        let answer_left = (nibble(&answer) ^ nibble(&decoy)) & 1 == 0;
+        QuizQuestion { query, answer, decoy, answer_left }
+    }
+
+    /// The two images as shown: (left, right).
+    pub fn sides(&self) -> (&str, &str) {
+        if self.answer_left {
+            (&self.answer, &self.decoy)
+        } else {
+            (&self.decoy, &self.answer)
+        }
+    }
+
+    /// Whether choosing the left image (else the right) is right.
+    pub fn is_right(&self, left: bool) -> bool {
+        left == self.answer_left
+    }
+
+    fn to_url(&self) -> String {
+        format!("{}.{}.{}.{}", self.query, self.answer, self.decoy, if self.answer_left { 'l' } else { 'r' })
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let mut parts = text.split('.');
+        let (query, answer, decoy, side) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if parts.next().is_some() || ![query, answer, decoy].iter().all(|id| is_id(id)) || answer == decoy {
+            return None;
+        }
+        let answer_left = match side {
+            "l" => true,
+            "r" => false,
+            _ => return None,
+        };
+        Some(QuizQuestion { query: query.to_lowercase(), answer: answer.to_lowercase(), decoy: decoy.to_lowercase(), answer_left })
+    }
+}
+
+/// Answers given to a quiz, right and wrong, per question (a class may answer a question many
+/// times: one vote each).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QuizTally {
+    /// (right, wrong) per question.
+    pub questions: Vec<(u32, u32)>,
+}
+
+impl QuizTally {
+    /// Counts one answer to question `index`.
+    pub fn record(&mut self, index: usize, right: bool) {
+        if self.questions.len() <= index {
+            self.questions.resize(index + 1, (0, 0));
+        }
+        let (r, w) = &mut self.questions[index];
+        if right {
+            *r += 1;
+        } else {
+            *w += 1;
+        }
+    }
+
+    /// (right, wrong) for question `index`.
+    pub fn question(&self, index: usize) -> (u32, u32) {
+        self.questions.get(index).copied().unwrap_or((0, 0))
+    }
+
+    /// (right, wrong) over the whole session.
+    pub fn session(&self) -> (u32, u32) {
+        self.questions.iter().fold((0, 0), |(r, w), (a, b)| (r + a, w + b))
+    }
+
+    /// As stored in the browser: `right.wrong` per question, comma-separated.
+    pub fn to_text(&self) -> String {
+        self.questions.iter().map(|(r, w)| format!("{r}.{w}")).collect::<Vec<_>>().join(",")
+    }
+
+    /// Reads [`QuizTally::to_text`]; anything malformed counts as no answers.
+    pub fn parse(text: &str) -> Self {
+        let questions = text
+            .split(',')
+            .filter(|t| !t.is_empty())
+            .map(|t| t.split_once('.').and_then(|(r, w)| Some((r.parse().ok()?, w.parse().ok()?))).unwrap_or((0, 0)))
+            .collect();
+        QuizTally { questions }
+    }
 }
 
 /// Something added to or taken from the explorer's query (a composite query).
@@ -71,8 +188,14 @@ pub const MAX_EXTRAS: usize = crate::protocol::MAX_COMPOSE_PARTS - 1;
 
 impl Default for UrlState {
     fn default() -> Self {
-        UrlState { view: View::Explore, query: None, weight: DEFAULT_WEIGHT, lesson: Vec::new(), slide: 0, extras: Vec::new() }
+        UrlState { view: View::Explore, query: None, weight: DEFAULT_WEIGHT, lesson: Vec::new(), slide: 0, extras: Vec::new(), filter: LibraryFilter::default(), quiz: Vec::new(), question: 0 }
     }
+}
+
+/// Days in URLs are `YYYY-MM-DD` (the companion checks that the day exists); anything else is
+/// dropped.
+fn is_day(s: &str) -> bool {
+    s.len() == 10 && s.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() })
 }
 
 /// Image ids in URLs are hex (SHA-256); anything else is dropped rather than sent to the API.
@@ -92,6 +215,8 @@ impl UrlState {
                     state.view = match value.as_ref() {
                         "classroom" => View::Classroom,
                         "models" => View::Models,
+                        "quiz" => View::Quiz,
+                        "study" => View::Study,
                         _ => View::Explore,
                     }
                 }
@@ -117,6 +242,11 @@ impl UrlState {
                 "also" => state.extras.extend(value.split(',').filter(|id| is_id(id)).map(|id| Extra::Image(id.to_lowercase()))),
                 "plus" if !value.trim().is_empty() => state.extras.push(Extra::Plus(value.into_owned())),
                 "minus" if !value.trim().is_empty() => state.extras.push(Extra::Minus(value.into_owned())),
+                "quiz" => state.quiz = value.split(',').filter_map(QuizQuestion::parse).take(MAX_QUIZ).collect(),
+                "question" => state.question = value.parse().unwrap_or(0),
+                "folder" if !value.trim().is_empty() => state.filter.folder = Some(value.into_owned()),
+                "from" if is_day(&value) => state.filter.from = Some(value.into_owned()),
+                "to" if is_day(&value) => state.filter.to = Some(value.into_owned()),
                 _ => {}
             }
         }
@@ -126,6 +256,7 @@ impl UrlState {
             state.extras.clear();
         }
         state.slide = state.slide.min(state.lesson.len().saturating_sub(1));
+        state.question = state.question.min(state.quiz.len().saturating_sub(1));
         state
     }
 
@@ -167,11 +298,22 @@ impl UrlState {
         if (self.weight - DEFAULT_WEIGHT).abs() > 1e-6 {
             out.append_pair("w", &format!("{:.2}", self.weight));
         }
+        for (key, value) in [("folder", &self.filter.folder), ("from", &self.filter.from), ("to", &self.filter.to)] {
+            if let Some(value) = value {
+                out.append_pair(key, value);
+            }
+        }
         if !self.lesson.is_empty() {
             let pairs: Vec<String> = self.lesson.iter().map(|(a, b)| format!("{a}.{b}")).collect();
             out.append_pair("lesson", &pairs.join(","));
             if self.slide > 0 {
                 out.append_pair("slide", &self.slide.to_string());
+            }
+        }
+        if !self.quiz.is_empty() {
+            out.append_pair("quiz", &self.quiz.iter().map(QuizQuestion::to_url).collect::<Vec<_>>().join(","));
+            if self.question > 0 {
+                out.append_pair("question", &self.question.to_string());
             }
         }
         let s = out.finish();
@@ -182,6 +324,9 @@ impl UrlState {
         }
     }
 }
+
+/// Most questions a quiz keeps (its address stays under browsers' and servers' URL limits).
+pub const MAX_QUIZ: usize = 20;
 
 /// Where a point lies relative to the middle of the map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -288,21 +433,41 @@ impl HitGrid {
     }
 }
 
-/// The best analogies for a lesson: points in the analogy quadrant, those whose idea is most
-/// alike and look least alike first (by relational minus attribute, both on the map's scale).
-pub fn analogies(points: &[MapPoint], n: usize) -> Vec<usize> {
+/// The `n` points of `quadrant` that lie deepest in it (largest `depth` of their unit position),
+/// deepest first; text queries (no look) have none.
+fn deepest(points: &[MapPoint], quadrant: Quadrant, n: usize, depth: fn(f32, f32) -> f32) -> Vec<usize> {
     let layout = MapLayout::fit(points);
     let mut picks: Vec<(usize, f32)> = points
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.attribute.is_some() && layout.quadrant(p) == Quadrant::Analogy)
+        .filter(|(_, p)| p.attribute.is_some() && layout.quadrant(p) == quadrant)
         .map(|(i, p)| {
             let (x, y) = layout.unit(p);
-            (i, y - x)
+            (i, depth(x, y))
         })
         .collect();
     picks.sort_by(|a, b| b.1.total_cmp(&a.1));
     picks.into_iter().take(n).map(|(i, _)| i).collect()
+}
+
+/// The best analogies for a lesson: points in the analogy quadrant, those whose idea is most
+/// alike and look least alike first (by relational minus attribute, both on the map's scale).
+pub fn analogies(points: &[MapPoint], n: usize) -> Vec<usize> {
+    deepest(points, Quadrant::Analogy, n, |x, y| y - x)
+}
+
+/// The look-alikes of a map (same look, another idea: the bottom-right quadrant), most alike
+/// and least related first.
+pub fn look_alikes(points: &[MapPoint], n: usize) -> Vec<usize> {
+    deepest(points, Quadrant::LookAlike, n, |x, y| x - y)
+}
+
+/// A quiz from an image query's map: its surest analogies (different look, highest idea score,
+/// at or above the model's "good match" cut-off when it has one), each beside one of its
+/// strongest look-alikes (as many questions as both corners allow, at most `n`).
+pub fn quiz_from_map(query: &str, points: &[MapPoint], n: usize, threshold: Option<f32>) -> Vec<QuizQuestion> {
+    let answers = deepest(points, Quadrant::Analogy, points.len(), |_, y| y).into_iter().filter(|&i| threshold.is_none_or(|t| points[i].relational >= t)).take(n);
+    answers.zip(look_alikes(points, n)).map(|(a, d)| QuizQuestion::new(query.to_string(), points[a].id.clone(), points[d].id.clone())).collect()
 }
 
 #[cfg(test)]
@@ -323,6 +488,9 @@ mod tests {
             lesson: vec![(hex('a'), hex('b')), (hex('c'), hex('d'))],
             slide: 1,
             extras: vec![Extra::Image(hex('1')), Extra::Image(hex('2')), Extra::Plus("one {object} stands out".into()), Extra::Minus("a {thing}, mirrored".into())],
+            filter: LibraryFilter { folder: Some("/home/me/Photos/2021 trip & more".into()), from: Some("2021-03-01".into()), to: Some("2021-03-31".into()) },
+            quiz: vec![QuizQuestion::new(hex('a'), hex('1'), hex('2')), QuizQuestion::new(hex('b'), hex('1'), hex('3'))],
+            question: 1,
         };
         let url = state.to_query_string();
         assert!(url.starts_with("?view=classroom&idea=growth+stages+of+%7Bsubject%7D+%26+more%2C+100%25"), "{url}");
@@ -348,6 +516,58 @@ mod tests {
         assert!(UrlState::parse("plus=a&minus=b").extras.is_empty(), "nothing to add to");
         let many = format!("idea=x{}", "&plus=y".repeat(40));
         assert_eq!(UrlState::parse(&many).extras.len(), MAX_EXTRAS);
+        // Filters stand without a query (they shape the library grid); days must look like days.
+        let filter = UrlState::parse("folder=%2Fpics%2Fa&from=2020-01-02&to=2.3.2020");
+        assert_eq!(filter.filter, LibraryFilter { folder: Some("/pics/a".into()), from: Some("2020-01-02".into()), to: None });
+        assert_eq!(filter.to_query_string(), "?folder=%2Fpics%2Fa&from=2020-01-02");
+        assert_eq!(UrlState::parse("from=20200102&to=2020-1-02").filter, LibraryFilter::default());
+    }
+
+    #[test]
+    fn quizzes_pair_each_analogy_with_a_look_alike_and_keep_their_sides() {
+        let points = vec![
+            point("a1", 0.9, Some(0.1)),
+            point("a2", 0.8, Some(0.2)),
+            point("twin", 0.95, Some(0.9)),
+            point("l1", 0.1, Some(0.95)),
+            point("l2", 0.2, Some(0.7)),
+            point("none", 0.05, Some(0.05)),
+        ];
+        let quiz = quiz_from_map("q", &points, 5, None);
+        let pairs: Vec<(&str, &str)> = quiz.iter().map(|q| (q.answer.as_str(), q.decoy.as_str())).collect();
+        assert_eq!(pairs, [("a1", "l1"), ("a2", "l2")], "surest analogy with the most alike decoy");
+        assert_eq!(quiz_from_map("q", &points, 1, None).len(), 1);
+        let sure: Vec<String> = quiz_from_map("q", &points, 5, Some(0.85)).into_iter().map(|q| q.answer).collect();
+        assert_eq!(sure, ["a1"], "answers below the cut-off are left out");
+        assert!(quiz_from_map("q", &points[..3], 5, None).is_empty(), "no look-alike: no question");
+        // Sides: the answer is where the question says, and both sides occur.
+        let hex = |n: usize| format!("{n:x}").repeat(64)[..64].to_string();
+        let many: Vec<QuizQuestion> = (0..16).map(|i| QuizQuestion::new(hex(0), hex(i), hex((i / 3 + 4) % 16))).filter(|q| q.answer != q.decoy).collect();
+        let lefts = many.iter().filter(|q| q.answer_left).count();
+        assert!(lefts > 2 && lefts < many.len() - 2, "{lefts} of {} on the left", many.len());
+        for q in &many {
+            let (left, right) = q.sides();
+            assert_eq!(q.is_right(true), left == q.answer);
+            assert_eq!(q.is_right(false), right == q.answer);
+        }
+        // In the address: round trip, bad questions dropped, at most MAX_QUIZ, question in range.
+        let state = UrlState { view: View::Quiz, quiz: many.clone(), question: 3, ..Default::default() };
+        assert_eq!(UrlState::parse(&state.to_query_string()), state);
+        let link = format!("view=quiz&quiz={}.{}.{}.x,{}.{}.{}.l,zz.yy.xx.r&question=9", hex(1), hex(2), hex(3), hex(1), hex(2), hex(3));
+        let parsed = UrlState::parse(&link);
+        assert_eq!(parsed.quiz, vec![QuizQuestion { query: hex(1), answer: hex(2), decoy: hex(3), answer_left: true }]);
+        assert_eq!(parsed.question, 0);
+        let long = format!("quiz={}", vec![format!("{}.{}.{}.r", hex(1), hex(2), hex(3)); 40].join(","));
+        assert_eq!(UrlState::parse(&long).quiz.len(), MAX_QUIZ);
+        // Tallies: per question and for the session, kept as text.
+        let mut tally = QuizTally::default();
+        tally.record(2, true);
+        tally.record(2, false);
+        tally.record(0, true);
+        assert_eq!((tally.question(0), tally.question(1), tally.question(2), tally.question(7)), ((1, 0), (0, 0), (1, 1), (0, 0)));
+        assert_eq!(tally.session(), (2, 1));
+        assert_eq!(QuizTally::parse(&tally.to_text()), tally);
+        assert_eq!(QuizTally::parse("x,1.2").questions, vec![(0, 0), (1, 2)]);
     }
 
     #[test]

@@ -89,18 +89,91 @@ pub struct LibraryImage {
     pub height: u32,
     /// URL of its thumbnail (JPEG, at most 256 px).
     pub thumbnail: String,
+    /// When it was taken, `YYYY-MM-DDTHH:MM:SS` in local time: its EXIF DateTimeOriginal, else
+    /// its file's modification time (`date_source` says which). None: unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// Where `date` comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date_source: Option<DateSource>,
+}
+
+/// Where an image's date comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DateSource {
+    /// The EXIF DateTimeOriginal the camera wrote.
+    Exif,
+    /// The file's modification time.
+    File,
+}
+
+/// A folder of the library that holds images (directly or in its subfolders).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LibraryFolder {
+    pub path: String,
+    /// Distinct images in it and below it.
+    pub images: usize,
+}
+
+/// Which images a search or the library listing looks at: those in a folder, taken between two
+/// dates. Every part is optional; an empty filter keeps the whole library.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LibraryFilter {
+    /// A library folder or a folder inside one (a `path` of the listing's `subfolders`): the
+    /// images in it and in its subfolders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+    /// First day, `YYYY-MM-DD`, inclusive (the images' `date`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Last day, `YYYY-MM-DD`, inclusive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+impl LibraryFilter {
+    /// Whether it keeps every image.
+    pub fn is_empty(&self) -> bool {
+        self.folder.is_none() && self.from.is_none() && self.to.is_none()
+    }
+
+    /// The filter as URL query parameters (`&folder=…&from=…&to=…`, empty when it is empty).
+    pub fn to_query_params(&self) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in [("folder", &self.folder), ("from", &self.from), ("to", &self.to)] {
+            if let Some(value) = value {
+                out.append_pair(key, value);
+            }
+        }
+        let s = out.finish();
+        if s.is_empty() {
+            s
+        } else {
+            format!("&{s}")
+        }
+    }
 }
 
 /// A page of the library listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LibraryPage {
-    /// Distinct images in the library.
+    /// Distinct images the filter keeps (all of the library without one).
     pub total: usize,
+    /// Distinct images in the whole library.
+    #[serde(default)]
+    pub unfiltered: usize,
     pub offset: usize,
     pub images: Vec<LibraryImage>,
     /// The library folders.
     pub folders: Vec<String>,
+    /// Every folder holding images, the library folders included, in path order.
+    #[serde(default)]
+    pub subfolders: Vec<LibraryFolder>,
     pub progress: IndexProgress,
 }
 
@@ -157,6 +230,9 @@ pub struct SearchRequest {
     /// Also return the similarity map: every library image's scores.
     #[serde(default)]
     pub map: bool,
+    /// Only these images are ranked (and mapped); `total` counts them.
+    #[serde(default, skip_serializing_if = "LibraryFilter::is_empty")]
+    pub filter: LibraryFilter,
 }
 
 /// One library image on the similarity map of a query.
@@ -253,6 +329,50 @@ pub struct CaptionBank {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewCaption {
     pub caption: String,
+}
+
+/// A person's choice in an A/B study trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StudyChoice {
+    /// The left image shares the query's idea better.
+    Left,
+    /// The right image does.
+    Right,
+    /// Neither better than the other.
+    Tie,
+}
+
+/// One answer to a study trial (`POST /api/study/answers`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StudyAnswer {
+    /// The trial's id.
+    pub trial: usize,
+    pub choice: StudyChoice,
+    /// Who answered: an opaque id the page draws once per browser tab (at most 64 characters).
+    pub session: String,
+}
+
+/// A study trial as the page shows it: the methods stay hidden (the study is blind).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StudyTrial {
+    pub id: usize,
+    /// URLs of the three images.
+    pub query: String,
+    pub left: String,
+    pub right: String,
+}
+
+/// The study the companion runs (`GET /api/study`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct StudyPage {
+    pub trials: Vec<StudyTrial>,
+    /// Answers stored so far (every session).
+    pub answers: usize,
 }
 
 /// What `/api/library/vectors` starts with: whose vectors they are and for which images.

@@ -141,6 +141,47 @@ await page.waitForFunction((n) => document.querySelector("#index-status").textCo
 check(true, `indexing again finds ${total} unchanged files`);
 await page.screenshot({ path: path.join(artifacts, "explorer-library.png"), fullPage: true });
 
+// Folder and date filters: in the address, on the grid and on searches; Back undoes them.
+{
+  const folderOptions = await page.$$eval("#filter-folder option", (o) => o.map((x) => [x.value, x.textContent]));
+  const root = folderOptions[1]?.[0] ?? "";
+  check(folderOptions.length === 2 && folderOptions[0][0] === "" && folderOptions[1][1] === `images (${total})`, `the folder choice lists the library folder with its count: ${JSON.stringify(folderOptions)}`);
+  await page.selectOption("#filter-folder", root);
+  await page.waitForFunction((r) => new URL(location.href).searchParams.get("folder") === r, root);
+  await page.waitForFunction((n) => document.querySelector("#library-title").textContent.includes(`${n} of ${n} images`), total);
+  check(true, "choosing a folder puts it in the address and counts the images in it");
+  // The scenes' dates are their files' times: a filter from the day after the newest keeps none.
+  const days = (await page.$$eval("#library .grid .thumb", (b) => b.map((x) => x.dataset.date.slice(0, 10)))).sort();
+  const day = days[days.length - 1];
+  const next = new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+  check(/^\d{4}-\d{2}-\d{2}$/.test(day) && days.every((d) => d.length === 10), `every thumbnail carries its date (${days[0]} … ${day})`);
+  await page.fill("#filter-from", next);
+  await page.waitForSelector("#filter-empty");
+  check(await page.$eval("#library", (l) => l.dataset.count === "0"), `from ${next}: no image passes, and the grid says so`);
+  check(params(page).get("from") === next, "the first day is in the address");
+  await page.fill("#filter-from", days[0]);
+  await page.fill("#filter-to", day);
+  await page.waitForFunction((n) => document.querySelector("#library").dataset.count === "120" && document.querySelector("#library-title").textContent.includes(`${n} of ${n}`), total);
+  check(params(page).get("to") === day, `${days[0]} to ${day}: every scene passes, both days in the address`);
+  await page.goBack();
+  await page.waitForFunction(() => !new URL(location.href).searchParams.has("to"));
+  check(params(page).get("from") === days[0], "Back undoes the last filter change");
+  await page.click("#clear-filters");
+  await page.waitForFunction((n) => !location.search.includes("folder=") && document.querySelector("#library-title").textContent.includes(`(${n} images)`), total);
+  check(!(await page.$("#clear-filters")), "“All images” clears the filters");
+  // A shared link with a filter: searches rank only what it keeps.
+  const someId = (await page.$$eval("#library .grid .thumb", (b) => b.map((x) => x.dataset.id)))[0];
+  await page.goto(`${url.split("?")[0]}?image=${someId}&from=${next}`);
+  await page.waitForFunction(() => document.querySelector("#same-idea")?.textContent.includes("No image of the library passes the folder and date filter"), null, { timeout: 60_000 });
+  check(await page.$eval("#filter-from", (i) => i.value) === next, "a link's filter fills the date box");
+  check(true, "an image search with a filter that keeps nothing says so instead of showing hits");
+  await page.goto(`${url.split("?")[0]}?image=${someId}&from=${days[0]}&to=${day}`);
+  await waitResults(page);
+  check((await hitIds(page, "same-idea")).length > 0, "the same search with a span holding the library finds hits");
+  await page.goto(url);
+  await page.waitForSelector('#library[data-indexed="true"]');
+}
+
 // Search by clicking a library image: both columns, scores, captions; the idea column shares
 // the query's relation far more often than chance (1 in 30).
 let shared = 0;
@@ -349,6 +390,83 @@ await other.close();
 await page.keyboard.press("ArrowLeft");
 await page.click("#remove-pair");
 check(params(page).get("lesson")?.split(",").length === pairs.length - 1 || (pairs.length === 1 && !params(page).get("lesson")), "a pair can be removed");
+
+// Quiz from the lesson: each pair's second image is the answer, beside a look-alike decoy.
+const lessonLeft = params(page).get("lesson")?.split(",").map((p) => p.split(".")) ?? [];
+if (lessonLeft.length > 0) {
+  await page.click("#quiz-lesson");
+  await page.waitForSelector("#quiz-stage", { timeout: 60_000 });
+  const fromLesson = params(page).get("quiz").split(",").map((q) => q.split("."));
+  check(params(page).get("view") === "quiz" && fromLesson.length >= 1 && fromLesson.every(([q, a, d]) => lessonLeft.some(([x, y]) => x === q && y === a) && d !== a),
+    `“Quiz this lesson” asks ${fromLesson.length} of its ${lessonLeft.length} pairs, the pair's image as the answer`);
+}
+
+// Quiz from the map's corners: answers by key and click, the reveal, tallies, the address.
+await page.goto(`${url.split("?")[0]}?image=${gridIds[3]}`);
+await waitResults(page, gridIds[3]);
+await page.click("#quiz-from-map");
+await page.waitForSelector("#quiz-stage");
+const questions = params(page).get("quiz").split(",").map((q) => q.split("."));
+check(questions.length >= 2 && questions.every(([q]) => q === gridIds[3]), `a quiz of ${questions.length} questions about the query`);
+const fair = questions.filter(([q, a, d]) => relation(a) === relation(q) && relation(d) !== relation(q)).length;
+check(fair >= questions.length / 2, `${fair} of ${questions.length} questions: the answer shows the query's relation and the decoy another`);
+check((await page.textContent("#question-counter")) === `Question 1 of ${questions.length}`, "question 1 shown");
+const [, answer0, decoy0, side0] = questions[0];
+const leftSrc = await page.getAttribute("#choose-left img", "src");
+check(leftSrc.includes(side0 === "l" ? answer0 : decoy0) && (await page.getAttribute("#choose-right img", "src")).includes(side0 === "l" ? decoy0 : answer0), "answer and decoy on the sides the question says");
+check(!(await page.$("#quiz-caption")), "the answer is hidden at first");
+await page.keyboard.press(side0 === "l" ? "2" : "1");
+await page.waitForFunction(() => document.querySelector("#quiz-feedback").dataset.right === "false");
+check(true, "a wrong answer by key is told apart");
+await page.click(side0 === "l" ? "#choose-left" : "#choose-right");
+await page.waitForFunction(() => document.querySelector("#quiz-feedback").dataset.right === "true");
+check(await page.$eval("#quiz-tally", (t) => t.dataset.question === "1.1" && t.dataset.session === "1.1"), `the right answer by click; tally: "${await page.textContent("#quiz-tally")}"`);
+await page.keyboard.press("Space");
+await page.waitForSelector("#quiz-caption");
+check((await page.textContent("#quiz-caption")).length > 5 && (await page.$eval(side0 === "l" ? "#choose-left" : "#choose-right", (b) => b.classList.contains("answer"))),
+  `Space reveals the answer and the idea it shares: "${await page.textContent("#quiz-caption")}"`);
+await page.screenshot({ path: path.join(artifacts, "quiz.png"), fullPage: true });
+await page.keyboard.press("n");
+await page.waitForFunction(() => document.querySelector("#quiz-stage").dataset.question === "1");
+check(params(page).get("question") === "1" && !(await page.$("#quiz-caption")), "N moves on, hidden again, and the address follows");
+check(await page.$eval("#quiz-tally", (t) => t.dataset.question === "0.0" && t.dataset.session === "1.1"), "a new question starts its own tally; the session's goes on");
+await page.keyboard.press(questions[1][3] === "l" ? "ArrowLeft" : "ArrowRight");
+await page.waitForFunction(() => document.querySelector("#quiz-tally").dataset.session === "2.1");
+check(true, "the arrow keys answer too");
+await page.reload();
+await page.waitForSelector("#quiz-stage");
+check(await page.$eval("#quiz-tally", (t) => t.dataset.session === "2.1"), "a reload keeps the question and the tallies");
+await page.click("#new-session");
+check(await page.$eval("#quiz-tally", (t) => t.dataset.session === "0.0"), "“New session” starts the tallies afresh");
+
+// The A/B study on the quiz's screen: blind pairs, answers by click and key (ties too), stored
+// by the companion as they come, the place kept through a reload.
+if (process.env.RELSIM_STUDY_DIR) {
+  check(await page.isVisible("#nav-study"), "the Study tab shows while the companion runs a study");
+  await page.click("#nav-study");
+  await page.waitForSelector("#study-stage");
+  const study = await page.evaluate(async () => (await fetch("/api/study")).json());
+  const n = study.trials.length;
+  check(n >= 2 && study.answers === 0, `a study of ${n} pairs, none answered yet`);
+  check((await page.textContent("#study-counter")) === `Pair 1 of ${n}`, "pair 1 shown");
+  const shown = await page.$$eval("#study-stage img", (imgs) => imgs.map((i) => i.getAttribute("src")));
+  check(shown.length === 3 && shown.every((s) => s.startsWith("/api/study/images/")) && !(await page.content()).includes("colour-histogram"), "query and two hits, methods hidden");
+  const moves = ["click", "2", "t", "ArrowLeft"];
+  for (let i = 0; i < n; i++) {
+    const move = moves[i % moves.length];
+    if (move === "click") await page.click("#choose-left");
+    else await page.keyboard.press(move);
+    await page.waitForFunction((i) => document.querySelector("#study-done") || document.querySelector("#study-stage")?.dataset.position === String(i + 1), i);
+    if (i === 0) {
+      await page.reload();
+      await page.waitForSelector("#study-stage");
+      check((await page.getAttribute("#study-stage", "data-position")) === "1", "a reload goes on from the next pair");
+    }
+  }
+  await page.waitForSelector("#study-done");
+  const after = await page.evaluate(async () => (await fetch("/api/study")).json());
+  check(after.answers === n, `every answer stored by the companion (${after.answers} of ${n}), ties included`);
+}
 
 // ---- 2. The map stays smooth with 10,000 points: the companion's map answer is widened to
 // 10,000 points (jittered copies of the real ones) on its way to the page.

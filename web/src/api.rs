@@ -1,7 +1,7 @@
 //! Calls to the companion's JSON API (same origin: the session cookie goes along).
 
 use gloo::net::http::{Request, Response};
-use relsim_shared::protocol::{ApiError, ExplainRequest, ExplainResponse, LibraryPage, SearchQuery, SearchRequest, SearchResponse};
+use relsim_shared::protocol::{ApiError, ExplainRequest, ExplainResponse, LibraryFilter, LibraryPage, SearchQuery, SearchRequest, SearchResponse};
 use serde::de::DeserializeOwned;
 
 /// The companion's message for a failed call, or what went wrong on the way.
@@ -43,19 +43,19 @@ pub async fn post_empty(url: &str) -> Result<(), String> {
     }
 }
 
-/// A page of the library.
-pub async fn library(offset: usize, limit: usize) -> Result<LibraryPage, String> {
-    get(&format!("/api/library?offset={offset}&limit={limit}")).await
+/// A page of the library (the images `filter` keeps).
+pub async fn library(offset: usize, limit: usize, filter: &LibraryFilter) -> Result<LibraryPage, String> {
+    get(&format!("/api/library?offset={offset}&limit={limit}{}", filter.to_query_params())).await
 }
 
-/// Searches the library.
-pub async fn search(query: SearchQuery, k: usize, weight: f32, map: bool) -> Result<SearchResponse, String> {
-    post("/api/search", &SearchRequest { query, k: Some(k), offset: None, weight: Some(weight), map }).await
+/// Searches the library (the images `filter` keeps).
+pub async fn search(query: SearchQuery, k: usize, weight: f32, map: bool, filter: LibraryFilter) -> Result<SearchResponse, String> {
+    post("/api/search", &SearchRequest { query, k: Some(k), offset: None, weight: Some(weight), map, filter }).await
 }
 
 /// Searches with an image file the user dropped, pasted or picked.
-pub async fn search_file(file: &web_sys::File, k: usize, weight: f32) -> Result<SearchResponse, String> {
-    let url = format!("/api/search/image?k={k}&weight={weight}&map=true");
+pub async fn search_file(file: &web_sys::File, k: usize, weight: f32, filter: &LibraryFilter) -> Result<SearchResponse, String> {
+    let url = format!("/api/search/image?k={k}&weight={weight}&map=true{}", filter.to_query_params());
     let kind = if file.type_().is_empty() { "application/octet-stream".to_string() } else { file.type_() };
     let request = Request::post(&url).header("Content-Type", &kind).body(file.clone()).map_err(|e| format!("{url}: {e}"))?;
     read(&url, request.send().await).await

@@ -7,26 +7,11 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use relsim_shared::explore::View;
 use relsim_shared::protocol::ExplainResponse;
-use wasm_bindgen::JsCast;
 
 use crate::api;
 use crate::keys;
+use crate::stage::{original, toggle_fullscreen, ShareLink};
 use crate::state::AppState;
-
-fn original(id: &str) -> String {
-    format!("/api/images/{id}/file")
-}
-
-/// Copies `text` to the clipboard where the browser allows it.
-fn copy_to_clipboard(text: &str) -> bool {
-    let Some(window) = web_sys::window() else { return false };
-    let clipboard = js_sys::Reflect::get(&window.navigator(), &"clipboard".into()).ok().filter(|c| !c.is_undefined());
-    let Some(clipboard) = clipboard else { return false };
-    let Ok(write) = js_sys::Reflect::get(&clipboard, &"writeText".into()).and_then(|f| f.dyn_into::<js_sys::Function>().map_err(Into::into)) else {
-        return false;
-    };
-    write.call1(&clipboard, &text.into()).is_ok()
-}
 
 /// The classroom view.
 #[component]
@@ -35,7 +20,7 @@ pub fn Classroom() -> impl IntoView {
     let stage = NodeRef::<Div>::new();
     let revealed = RwSignal::new(false);
     let explained = RwSignal::new(None::<Result<ExplainResponse, String>>);
-    let copied = RwSignal::new(false);
+    let quiz_error = RwSignal::new(None::<String>);
     let current = Memo::new(move |_| app.url.with(|s| s.lesson.get(s.slide).cloned()));
     let count = move || app.url.with(|s| s.lesson.len());
 
@@ -59,13 +44,7 @@ pub fn Classroom() -> impl IntoView {
             s.slide = (s.slide as isize + step).clamp(0, last) as usize;
         });
     };
-    let fullscreen = move || {
-        if document().fullscreen_element().is_some() {
-            document().exit_fullscreen();
-        } else if let Some(el) = stage.get_untracked() {
-            let _ = el.request_fullscreen();
-        }
-    };
+    let fullscreen = move || toggle_fullscreen(stage);
     let keys = window_event_listener(ev::keydown, move |e: ev::KeyboardEvent| {
         // Typing stays typing; Space and Enter on a focused button press that button.
         let pressing = keys::target_tag(&e) == "BUTTON" && matches!(e.key().as_str(), " " | "Enter");
@@ -91,14 +70,21 @@ pub fn Classroom() -> impl IntoView {
             s.slide = s.slide.min(s.lesson.len().saturating_sub(1));
         })
     };
-    // Built from the state (the address bar is updated after this runs).
-    let share_url = move || {
-        let location = web_sys::window().map(|w| w.location());
-        let origin = location.as_ref().and_then(|l| l.origin().ok()).unwrap_or_default();
-        let path = location.as_ref().and_then(|l| l.pathname().ok()).unwrap_or_else(|| "/".into());
-        format!("{origin}{path}{}", app.url.with(|s| s.to_query_string()))
+    let make_quiz = move |_| {
+        let lesson = app.url.with_untracked(|s| s.lesson.clone());
+        quiz_error.set(None);
+        spawn_local(async move {
+            match crate::quiz::quiz_from_lesson(&lesson).await {
+                Ok(quiz) if quiz.is_empty() => quiz_error.set(Some("no pair has an image that looks alike with another idea to set beside it".into())),
+                Ok(quiz) => app.update(|s| {
+                    s.quiz = quiz;
+                    s.question = 0;
+                    s.view = View::Quiz;
+                }),
+                Err(e) => quiz_error.set(Some(e)),
+            }
+        });
     };
-    let share = move |_| copied.set(copy_to_clipboard(&share_url()));
 
     view! {
         <section id="classroom" class="panel classroom" aria-labelledby="classroom-title">
@@ -142,11 +128,13 @@ pub fn Classroom() -> impl IntoView {
                     </div>
                 </div>
                 <div class="lesson-tools">
-                    <label for="share-url">"Share this lesson:"</label>
-                    <input id="share-url" type="text" readonly prop:value=share_url on:focus=move |e| { let i: web_sys::HtmlInputElement = event_target(&e); i.select(); } />
-                    <button id="copy-link" on:click=share>{move || if copied.get() { "Copied" } else { "Copy link" }}</button>
+                    <ShareLink label="Share this lesson:" />
                     <button id="remove-pair" class="link" on:click=remove>"Remove this pair"</button>
+                    <button id="quiz-lesson" on:click=make_quiz>"Quiz this lesson"</button>
                 </div>
+                <Show when=move || quiz_error.get().is_some()>
+                    <p class="error" role="alert">{move || quiz_error.get().unwrap_or_default()}</p>
+                </Show>
             </Show>
         </section>
     }

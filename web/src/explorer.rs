@@ -6,7 +6,7 @@ use leptos::ev;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use relsim_shared::explore::{analogies, Extra, Query, View, MAX_EXTRAS};
-use relsim_shared::protocol::{ComposePart, LibraryImage, MapPoint, SearchHit, SearchQuery, SearchResponse};
+use relsim_shared::protocol::{ComposePart, DateSource, LibraryFilter, LibraryFolder, LibraryImage, MapPoint, SearchHit, SearchQuery, SearchResponse};
 use wasm_bindgen::JsCast;
 
 use crate::api;
@@ -24,6 +24,8 @@ const K: usize = 12;
 const PAGE: usize = 120;
 /// Pairs a lesson made from the map's analogies holds.
 const LESSON_PAIRS: usize = 6;
+/// Questions of a quiz made from the map.
+const QUIZ_QUESTIONS: usize = 8;
 /// Pause after typing or sliding before asking the companion.
 const DEBOUNCE_MS: u32 = 120;
 
@@ -106,7 +108,7 @@ fn search_with_file(app: AppState, results: Results, file: web_sys::File) {
         return;
     }
     let preview = web_sys::Url::create_object_url_with_blob(&file).unwrap_or_default();
-    let weight = app.url.get_untracked().weight;
+    let (weight, filter) = app.url.with_untracked(|s| (s.weight, s.filter.clone()));
     busy.set(true);
     if matches!(results.local_mode.get_untracked(), LocalMode::Ready(_)) {
         let engine = expect_context::<TextModel>().engine.get_untracked();
@@ -132,7 +134,7 @@ fn search_with_file(app: AppState, results: Results, file: web_sys::File) {
         return;
     }
     spawn_local(async move {
-        match api::search_file(&file, K, weight).await {
+        match api::search_file(&file, K, weight, &filter).await {
             Ok(response) => match response.upload {
                 Some(id) => {
                     app.upload_preview.set(Some((id.clone(), preview)));
@@ -174,7 +176,7 @@ pub fn Explorer() -> impl IntoView {
 
     // The query or the weight changed: ask again (after a short pause, newest request wins).
     Effect::new(move |_| {
-        let (query, weight, extras) = app.url.with(|s| (s.query.clone(), s.weight, s.extras.clone()));
+        let (query, weight, extras, filter) = app.url.with(|s| (s.query.clone(), s.weight, s.extras.clone(), s.filter.clone()));
         let ticket = latest.next();
         let Some(query) = query else {
             // An answer computed in this browser stays until the next query.
@@ -194,10 +196,10 @@ pub fn Explorer() -> impl IntoView {
             busy.set(true);
             let outcome = async {
                 let (api_query, source) = resolve_with_extras(&query, &extras, model).await?;
-                let left = api::search(api_query.clone(), K, weight, true).await?;
+                let left = api::search(api_query.clone(), K, weight, true, filter.clone()).await?;
                 // Looks are compared when the query is an image (its added images join in).
                 let right = match query {
-                    Query::Image(_) | Query::Upload(_) => Some(api::search(api_query, K, 0.0, false).await?),
+                    Query::Image(_) | Query::Upload(_) => Some(api::search(api_query, K, 0.0, false, filter).await?),
                     Query::Idea(_) => None,
                 };
                 Ok::<_, String>((left, right, source))
@@ -256,6 +258,21 @@ pub fn Explorer() -> impl IntoView {
         });
     };
 
+    let quiz_from_map = move |_| {
+        let Some(Query::Image(query_id)) = app.url.get_untracked().query else { return };
+        let threshold = same_idea.with_untracked(|r| r.as_ref().and_then(|r| r.threshold));
+        let quiz = points.with_untracked(|p| relsim_shared::explore::quiz_from_map(&query_id, p, QUIZ_QUESTIONS, threshold));
+        if quiz.is_empty() {
+            error.set(Some("a quiz needs images that surely share this image's idea while looking different, and look-alikes with other ideas: this map has none of one kind".into()));
+            return;
+        }
+        app.update(|s| {
+            s.quiz = quiz;
+            s.question = 0;
+            s.view = View::Quiz;
+        });
+    };
+
     view! {
         <section class="panel ask" aria-label="Ask">
             <QueryBar />
@@ -277,6 +294,7 @@ pub fn Explorer() -> impl IntoView {
                     <h2 id="map-title">"Similarity map"</h2>
                     <Show when=move || is_image_query.get() && app.url.with(|s| matches!(s.query, Some(Query::Image(_))))>
                         <button id="lesson-from-map" on:click=lesson_from_map>"Make a lesson from the analogies"</button>
+                        <button id="quiz-from-map" on:click=quiz_from_map>"Quiz from the map"</button>
                     </Show>
                 </div>
                 <SimilarityMap points=points.read_only() />
@@ -434,6 +452,9 @@ fn CurrentQuery(source: RwSignal<Option<IdeaSource>>) -> impl IntoView {
                 <p id="local-answer" data-engine=q.engine.label() data-ms=format!("{:.1}", q.millis)>
                     {format!("Images that share your image's idea, answered in this browser ({}, {:.0} ms).", q.engine.label(), q.millis)}
                 </p>
+                {(!app.url.with_untracked(|s| s.filter.is_empty())).then(|| view! {
+                    <p id="local-unfiltered" class="hint">"Answered over the whole library: the folder and date filter applies to the companion's answers."</p>
+                })}
             }
             .into_any();
         }
@@ -596,6 +617,8 @@ fn ResultColumn(id: &'static str, title: &'static str, note: &'static str, resul
                 None if id == "looks-alike" && local.with(Option::is_some) =>
                     view! { <p class="hint">"Answered in this browser, by idea: looks are compared by the companion."</p> }.into_any(),
                 None => view! { <p class="hint">"…"</p> }.into_any(),
+                Some(r) if r.results.is_empty() && !app.url.with(|s| s.filter.is_empty()) =>
+                    view! { <p class="hint">"No image of the library passes the folder and date filter."</p> }.into_any(),
                 Some(r) if r.results.is_empty() => view! { <p class="hint">"The library is empty so far."</p> }.into_any(),
                 Some(r) => {
                     // Every hit of the first page below the cut-off: say so plainly.
@@ -637,24 +660,93 @@ fn LocalToggle() -> impl IntoView {
     }
 }
 
-/// The library: indexing progress and a grid of thumbnails; a click searches with the image.
+/// How a library folder is named in the filter: its library folder's name, then the way down.
+fn folder_label(path: &str, roots: &[String]) -> String {
+    let Some(root) = roots.iter().filter(|r| path.starts_with(r.as_str())).max_by_key(|r| r.len()) else { return path.to_string() };
+    let name = root.trim_end_matches(['/', '\\']).rsplit(['/', '\\']).next().unwrap_or(root);
+    format!("{name}{}", &path[root.len()..])
+}
+
+/// A thumbnail's tooltip: its file and when it was taken.
+fn image_title(image: &LibraryImage) -> String {
+    match (&image.date, image.date_source) {
+        (Some(date), Some(DateSource::Exif)) => format!("{}\ntaken {}", image.path, date.replace('T', " ")),
+        (Some(date), _) => format!("{}\nfile date {}", image.path, date.replace('T', " ")),
+        _ => image.path.clone(),
+    }
+}
+
+/// Folder and date filters of the library grid and of every search (kept in the address).
+#[component]
+fn Filters(subfolders: RwSignal<Vec<LibraryFolder>>, roots: RwSignal<Vec<String>>) -> impl IntoView {
+    let app = expect_context::<AppState>();
+    let set = move |f: fn(&mut LibraryFilter, Option<String>), value: String| {
+        let value = (!value.trim().is_empty()).then_some(value);
+        app.update(|s| f(&mut s.filter, value));
+    };
+    let folder = move || app.url.with(|s| s.filter.folder.clone().unwrap_or_default());
+    view! {
+        <div class="filters" role="group" aria-label="Filter the library">
+            <label>"Folder "
+                <select id="filter-folder" prop:value=folder on:change=move |e| set(|f, v| f.folder = v, event_target_value(&e))>
+                    <option value="">"All folders"</option>
+                    {move || {
+                        let roots = roots.get();
+                        let chosen = folder();
+                        subfolders.get().into_iter().map(|f| {
+                            let label = format!("{} ({})", folder_label(&f.path, &roots), f.images);
+                            view! { <option value=f.path.clone() selected=f.path == chosen>{label}</option> }
+                        }).collect_view()
+                    }}
+                </select>
+            </label>
+            <label>"Taken from "
+                <input id="filter-from" type="date" prop:value=move || app.url.with(|s| s.filter.from.clone().unwrap_or_default())
+                    on:change=move |e| set(|f, v| f.from = v, event_target_value(&e)) />
+            </label>
+            <label>"to "
+                <input id="filter-to" type="date" prop:value=move || app.url.with(|s| s.filter.to.clone().unwrap_or_default())
+                    on:change=move |e| set(|f, v| f.to = v, event_target_value(&e)) />
+            </label>
+            <Show when=move || app.url.with(|s| !s.filter.is_empty())>
+                <button id="clear-filters" on:click=move |_| app.update(|s| s.filter = LibraryFilter::default())>"All images"</button>
+            </Show>
+        </div>
+    }
+}
+
+/// The library: indexing progress, the filters, and a grid of thumbnails; a click searches with
+/// the image.
 #[component]
 fn LibraryGrid() -> impl IntoView {
     let app = expect_context::<AppState>();
     let images = RwSignal::new(Vec::<LibraryImage>::new());
     let total = RwSignal::new(0usize);
+    let unfiltered = RwSignal::new(0usize);
     let folders = RwSignal::new(Vec::<String>::new());
+    let subfolders = RwSignal::new(Vec::<LibraryFolder>::new());
     let loaded_at = StoredValue::new(0.0f64);
     let interactive_at = RwSignal::new(None::<f64>);
     let error = RwSignal::new(None::<String>);
+    let filter = Memo::new(move |_| app.url.with(|s| s.filter.clone()));
+    let latest = Latest::new();
 
     let load = move |offset: usize| {
+        let ticket = latest.next();
+        let filter = filter.get_untracked();
         spawn_local(async move {
-            match api::library(offset, PAGE).await {
+            let page = api::library(offset, PAGE, &filter).await;
+            // An answer for an older filter (or page) is dropped.
+            if !latest.is_current(ticket) {
+                return;
+            }
+            match page {
                 Ok(page) => {
                     error.set(None);
                     total.set(page.total);
+                    unfiltered.set(page.unfiltered);
                     folders.set(page.folders);
+                    subfolders.set(page.subfolders);
                     if offset == 0 {
                         images.set(page.images);
                     } else {
@@ -669,9 +761,10 @@ fn LibraryGrid() -> impl IntoView {
             }
         });
     };
-    // First page now, again when a run ends, and now and then while one runs.
+    // First page now, again when a run ends or the filter changes, and now and then while a run goes.
     Effect::new(move |_| {
         app.library_version.track();
+        filter.track();
         loaded_at.set_value(now_ms());
         load(0);
     });
@@ -702,7 +795,7 @@ fn LibraryGrid() -> impl IntoView {
             data-indexed=move || (!running() && app.progress.with(|p| p.phase == "done")).to_string()
             data-interactive-ms=move || interactive_at.get().map(|t| format!("{t:.0}")).unwrap_or_default()>
             <div class="library-head">
-                <h2 id="library-title">"Your library " <small>{move || format!("({} images)", total.get())}</small></h2>
+                <h2 id="library-title">"Your library " <small>{move || if filter.with(LibraryFilter::is_empty) { format!("({} images)", total.get()) } else { format!("({} of {} images)", total.get(), unfiltered.get()) }}</small></h2>
                 <div class="library-actions">
                     <Show when=running fallback=move || view! {
                         <button id="reindex" on:click=move |_| spawn_local(async move { if let Err(e) = api::post_empty("/api/library/index").await { error.set(Some(e)); } })>"Index again"</button>
@@ -712,20 +805,24 @@ fn LibraryGrid() -> impl IntoView {
                 </div>
             </div>
             <p id="index-status" class="status" role="status">{progress_text}</p>
+            <Filters subfolders=subfolders roots=folders />
             <Show when=running>
                 <progress id="index-progress" max=move || app.progress.with(|p| p.to_read.max(1)).to_string() value=move || app.progress.with(|p| p.read).to_string()></progress>
             </Show>
             <Show when=move || error.get().is_some()>
                 <p class="error" role="alert">{move || error.get().unwrap_or_default()}</p>
             </Show>
-            <Show when=move || total.get() == 0 && !running() && error.with(Option::is_none)>
+            <Show when=move || total.get() == 0 && unfiltered.get() != 0 && error.with(Option::is_none)>
+                <p id="filter-empty" class="hint">"No image passes the folder and date filter."</p>
+            </Show>
+            <Show when=move || unfiltered.get() == 0 && !running() && error.with(Option::is_none)>
                 <p class="hint">{move || if folders.with(Vec::is_empty) { "No library folder: start the companion with --library DIR.".to_string() } else { format!("No images indexed yet in {}.", folders.get().join(", ")) }}</p>
             </Show>
             <ul class="grid">
                 {move || images.get().into_iter().map(|image| {
                     let id = image.id.clone();
                     view! {
-                        <li><button class="thumb" data-id=image.id.clone() title=image.path.clone() on:click=move |_| app.query(Query::Image(id.clone()))>
+                        <li><button class="thumb" data-id=image.id.clone() data-date=image.date.clone().unwrap_or_default() title=image_title(&image) on:click=move |_| app.query(Query::Image(id.clone()))>
                             <img src=image.thumbnail.clone() alt=image.path.clone() loading="lazy" width="96" height="96" />
                         </button></li>
                     }

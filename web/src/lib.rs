@@ -11,8 +11,11 @@ mod keys;
 mod latest;
 mod map;
 mod models;
+mod quiz;
+mod stage;
 mod state;
 mod student;
+mod study;
 mod text_model;
 
 use wasm_bindgen::prelude::wasm_bindgen;

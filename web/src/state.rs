@@ -83,7 +83,7 @@ fn sync_url(state: &UrlState, previous: &UrlState) {
     }
     let target = if search.is_empty() { window.location().pathname().unwrap_or_else(|_| "/".into()) } else { search };
     let Ok(history) = window.history() else { return };
-    let new_entry = state.view != previous.view || state.query != previous.query || state.extras != previous.extras;
+    let new_entry = state.view != previous.view || state.query != previous.query || state.extras != previous.extras || state.filter != previous.filter || state.quiz != previous.quiz;
     let _ = if new_entry {
         history.push_state_with_url(&JsValue::NULL, "", Some(&target))
     } else {

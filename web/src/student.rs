@@ -174,7 +174,7 @@ pub async fn answer(engine: Engine, bytes: &[u8], name: &str, k: usize) -> Resul
     let results = best
         .into_iter()
         .map(|(row, score)| SearchHit {
-            image: LibraryImage { id: index.ids[row].clone(), path: String::new(), width: 0, height: 0, thumbnail: crate::api::thumbnail(&index.ids[row]) },
+            image: LibraryImage { id: index.ids[row].clone(), path: String::new(), width: 0, height: 0, thumbnail: crate::api::thumbnail(&index.ids[row]), date: None, date_source: None },
             relational: score,
             attribute: None,
             combined: score,

@@ -23,12 +23,15 @@ struct Companion {
 }
 
 impl Companion {
-    /// Serves `library` (none: no library) with its index in `data_dir`.
-    fn start(binary: PathBuf, library: Option<&std::path::Path>, data_dir: &std::path::Path) -> Result<Self> {
+    /// Serves `library` (none: no library) with its index in `data_dir`, and `study` if given.
+    fn start(binary: PathBuf, library: Option<&std::path::Path>, data_dir: &std::path::Path, study: Option<&std::path::Path>) -> Result<Self> {
         let mut command = Command::new(&binary);
         command.current_dir(root()).args(["serve", "--port", "0", "--data-dir"]).arg(data_dir);
         if let Some(library) = library {
             command.arg("--library").arg(library);
+        }
+        if let Some(study) = study {
+            command.arg("--study").arg(study);
         }
         let mut child = command
             .stdout(Stdio::piped())
@@ -65,7 +68,7 @@ impl Drop for Companion {
 
 fn run_page_script(binary: PathBuf, extra: &[&str]) -> Result<()> {
     ensure_chromium()?;
-    let companion = Companion::start(binary, None, &target_dir().join("browser-test-data"))?;
+    let companion = Companion::start(binary, None, &target_dir().join("browser-test-data"), None)?;
     let artifacts = root().join("artifacts/browser");
     step(&format!("headless Chromium against {}", companion.url));
     run(command("node").arg("tests/browser/minilm.mjs").arg(&companion.url).arg(&artifacts).args(extra))?;
@@ -82,11 +85,18 @@ fn run_explorer(binary: PathBuf, bench: bool) -> Result<()> {
     if !bench {
         let _ = std::fs::remove_dir_all(&data);
     }
-    let companion = Companion::start(binary, Some(&library.join("images")), &data)?;
+    // A small A/B study on the demo library, made afresh (answers accumulate in its folder).
+    let study = target_dir().join("browser-study");
+    let _ = std::fs::remove_dir_all(&study);
+    if !bench {
+        run(command(&binary).args(["study", "make", "--methods", "lite,colour-histogram", "--queries", "4", "--seed", "1", "--data"]).arg(library.join("images")).arg("--out").arg(&study))?;
+    }
+    let companion = Companion::start(binary.clone(), Some(&library.join("images")), &data, (!bench).then_some(study.as_path()))?;
     let artifacts = root().join("artifacts/browser");
     step(&format!("headless Chromium: the explorer against {}", companion.url));
     let mut script = command("node");
     script.arg("tests/browser/explorer.mjs").arg(&companion.url).arg(&artifacts).arg(library.join("data.jsonl"));
+    script.env("RELSIM_STUDY_DIR", &study);
     // The last checks stop the companion: image queries must still be answered in the page.
     script.env("RELSIM_COMPANION_PID", companion.child.id().to_string());
     if bench {

@@ -130,6 +130,15 @@ pub enum Command {
         /// when it was distilled from this library's model.
         #[arg(long, env = "RELSIM_STUDENT_DIR", default_value_os_t = paths::default_student_dir())]
         student: PathBuf,
+        /// Also run the A/B study in this folder (`relsim study make`): the page's Study view
+        /// asks it, and the answers are stored in the folder.
+        #[arg(long)]
+        study: Option<PathBuf>,
+    },
+    /// The human A/B study: make one (queries and each method's top hit), then report the answers.
+    Study {
+        #[command(subcommand)]
+        which: StudyCommand,
     },
     /// Index image folders (incremental, resumable; Ctrl-C keeps what is done) without serving.
     Index {
@@ -153,6 +162,41 @@ fn embed_images(options: &EncoderOptions, images: &[PathBuf], each: &mut dyn FnM
         each(path, vector)?;
     }
     Ok(())
+}
+
+/// The study subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StudyCommand {
+    /// Pick query images at random and each method's top hit among the other images, and write
+    /// the study folder (trials with sides drawn at random, copies of every image shown).
+    Make {
+        /// Methods to compare, comma-separated: encoder names (lite, colour-histogram, qwen, ...).
+        #[arg(long, value_delimiter = ',', required = true)]
+        methods: Vec<String>,
+        /// Query images to draw.
+        #[arg(long, default_value_t = 50)]
+        queries: usize,
+        /// A folder of images (recursively): the queries and the pool they search.
+        #[arg(long)]
+        data: PathBuf,
+        /// The study folder to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the draws (queries, sides, order).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        options: EncoderArgs,
+    },
+    /// Win/tie/loss rates per pair of methods with 95% confidence intervals (Wilson), as a table;
+    /// the JSON goes to STUDY/report.json (and stdout with --json).
+    Report {
+        /// The study folder.
+        study: PathBuf,
+        /// Print the JSON instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The scene subcommands.
@@ -525,7 +569,29 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run_train(args),
         Command::Distill(args) => distill::run_distill(args),
         Command::Eval { checkpoint, data, split, minilm_dir, image_backend } => crate::train::eval::run_eval(&checkpoint, &data, split, &minilm_dir, image_backend),
-        Command::Serve { libraries, port, listen, index, no_index, minilm_dir, public_dir, pkg_dir, student } => {
+        Command::Study { which: StudyCommand::Make { methods, queries, data, out, seed, options } } => {
+            let options: EncoderOptions = options.into();
+            let on_method = |method: &str, images: usize| eprintln!("embedding {images} images with {method}…");
+            let study = crate::study::Study::make(&crate::study::MakeOptions { data: &data, methods: &methods, queries, seed, out: &out, encoders: &options, on_method: &on_method })?;
+            println!("study in {}: {} queries, {} trials ({} images); run it with `relsim serve --study {}`", out.display(), study.queries.len(), study.trials.len(), study.images.len(), out.display());
+            Ok(())
+        }
+        Command::Study { which: StudyCommand::Report { study, json } } => {
+            let answers = crate::study::AnswerLog::open(&study.join(crate::study::ANSWERS_FILE))?.answers;
+            let made = crate::study::Study::open(&study)?;
+            let pairs = crate::study::report(&made, &answers);
+            let doc = serde_json::json!({ "study": study.display().to_string(), "answers": answers.len(), "pairs": pairs });
+            crate::files::write_atomically(&study.join("report.json"), &serde_json::to_vec_pretty(&doc)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&doc)?);
+            } else {
+                println!("A/B study {}: {} answers to {} trials", study.display(), answers.len(), made.trials.len());
+                print!("{}", crate::study::report_table(&pairs));
+                println!("report: {}", study.join("report.json").display());
+            }
+            Ok(())
+        }
+        Command::Serve { libraries, port, listen, index, no_index, minilm_dir, public_dir, pkg_dir, student, study } => {
             let addr = SocketAddr::new(listen.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), port);
             let config = crate::server::ServerConfig {
                 addr,
@@ -538,6 +604,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 encoder: index.encoder.into(),
                 index_on_start: !no_index,
                 student_dir: student,
+                study,
             };
             tokio::runtime::Runtime::new().context("starting the async runtime")?.block_on(crate::server::serve(config))
         }

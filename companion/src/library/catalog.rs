@@ -2,15 +2,15 @@
 //! matrices, scored in one pass.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use relsim_shared::vectors::{dot, top_k};
-use serde::Serialize;
 
+use super::filter::{Dated, Filter};
 use super::store::Store;
 
 /// One distinct image of the library (files with the same content share it).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Item {
     /// The SHA-256 of the file's bytes: stable across renames and re-indexing.
     pub id: String,
@@ -18,6 +18,8 @@ pub struct Item {
     pub paths: Vec<PathBuf>,
     pub width: u32,
     pub height: u32,
+    /// When it was taken (EXIF), else its first file's time.
+    pub date: Option<Dated>,
 }
 
 /// What a search compares against.
@@ -69,7 +71,8 @@ impl Catalog {
                         continue;
                     }
                     catalog.rows.insert(hash.clone(), catalog.items.len());
-                    catalog.items.push(Item { id: hash.clone(), paths: vec![file.path.clone()], width: image.width, height: image.height });
+                    let date = Dated::of(image.taken.as_deref(), file.mtime_ns);
+                    catalog.items.push(Item { id: hash.clone(), paths: vec![file.path.clone()], width: image.width, height: image.height, date });
                     catalog.relational.extend_from_slice(&image.relational.0);
                     catalog.attribute.extend_from_slice(&image.attribute.0);
                 }
@@ -125,6 +128,34 @@ impl Catalog {
         let keys: Vec<f32> = scored.iter().map(|s| if left_out.contains(&s.row) { f32::NEG_INFINITY } else { s.combined }).collect();
         let best = top_k(&keys, (offset + limit).min(total));
         (best.into_iter().skip(offset).map(|(row, _)| scored[row].clone()).collect(), total)
+    }
+
+    /// The rows `filter` leaves out, in order.
+    pub fn left_out(&self, filter: &Filter) -> Vec<usize> {
+        if filter.is_empty() {
+            return Vec::new();
+        }
+        (0..self.items.len()).filter(|&row| !filter.keeps(&self.items[row])).collect()
+    }
+
+    /// Every folder under `roots` that holds images (in it or below), the roots included, with
+    /// the number of distinct images in each, in path order.
+    pub fn folders(&self, roots: &[PathBuf]) -> Vec<(PathBuf, usize)> {
+        let mut counts: std::collections::BTreeMap<&Path, usize> = roots.iter().map(|r| (r.as_path(), 0)).collect();
+        for item in &self.items {
+            // An image counts once per folder however many of its copies lie there.
+            let mut seen = std::collections::BTreeSet::new();
+            for path in &item.paths {
+                let Some(root) = roots.iter().find(|r| path.starts_with(r)) else { continue };
+                for folder in path.ancestors().skip(1).take_while(|f| f.starts_with(root)) {
+                    seen.insert(folder);
+                }
+            }
+            for folder in seen {
+                *counts.entry(folder).or_default() += 1;
+            }
+        }
+        counts.into_iter().map(|(p, n)| (p.to_path_buf(), n)).collect()
     }
 
     /// Every image scored against `query`, best `offset..offset+limit` by combined score, and

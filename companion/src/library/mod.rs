@@ -2,6 +2,7 @@
 //! each image with a relational embedding, an attribute embedding and a cached thumbnail.
 
 pub mod catalog;
+pub mod filter;
 pub mod service;
 pub mod store;
 
@@ -89,18 +90,26 @@ pub struct Indexer<'a> {
     pub cancel: &'a AtomicBool,
 }
 
-/// Reads one file: its bytes' hash, and the decoded image (or why not).
-fn read_image(path: &Path, size: u64) -> (Option<String>, Result<RgbImage, String>) {
+/// One file as read: its bytes' hash, the decoded image (or why not), and when it was taken.
+struct Loaded {
+    hash: Option<String>,
+    image: Result<RgbImage, String>,
+    taken: Option<String>,
+}
+
+/// Reads one file.
+fn read_image(path: &Path, size: u64) -> Loaded {
+    let failed = |e: String| Loaded { hash: None, image: Err(e), taken: None };
     if size > MAX_FILE_BYTES {
-        return (None, Err(format!("{size} bytes is more than the {MAX_FILE_BYTES}-byte limit")));
+        return failed(format!("{size} bytes is more than the {MAX_FILE_BYTES}-byte limit"));
     }
     let mut bytes = Vec::with_capacity(size as usize);
     if let Err(e) = std::fs::File::open(path).and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)) {
-        return (None, Err(format!("cannot read: {e}")));
+        return failed(format!("cannot read: {e}"));
     }
-    let hash = content_hash(&bytes);
     let image = decode_rgb(&bytes, &path.display().to_string()).map_err(|e| e.to_string());
-    (Some(hash), image)
+    let taken = image.is_ok().then(|| filter::exif_date(&bytes)).flatten().map(|d| d.format(filter::DATE_FORMAT).to_string());
+    Loaded { hash: Some(content_hash(&bytes)), image, taken }
 }
 
 /// Writes `image`'s thumbnail as `dir/<hash>.jpg` unless it is there (atomically: a crash leaves
@@ -154,41 +163,48 @@ impl Indexer<'_> {
                 report(&p, store);
                 return Ok(p);
             }
-            let read: Vec<(Option<String>, Result<RgbImage, String>)> = chunk.par_iter().map(|f| read_image(&f.path, f.size)).collect();
+            let read: Vec<Loaded> = chunk.par_iter().map(|f| read_image(&f.path, f.size)).collect();
             // New content, once per hash even when several files of the batch hold it.
-            let mut fresh: BTreeMap<&str, &RgbImage> = BTreeMap::new();
-            for (hash, image) in &read {
-                if let (Some(hash), Ok(image)) = (hash, image) {
+            let mut fresh: BTreeMap<&str, &Loaded> = BTreeMap::new();
+            for r in &read {
+                if let (Some(hash), Ok(_)) = (&r.hash, &r.image) {
                     if !store.images.contains_key(hash) {
-                        fresh.insert(hash, image);
+                        fresh.insert(hash, r);
                     }
                 }
             }
-            let fresh: Vec<(&str, &RgbImage)> = fresh.into_iter().collect();
-            let images: Vec<RgbImage> = fresh.iter().map(|(_, i)| (*i).clone()).collect();
+            let fresh: Vec<(&str, &RgbImage, Option<String>)> = fresh.into_iter().filter_map(|(h, r)| Some((h, r.image.as_ref().ok()?, r.taken.clone()))).collect();
+            let images: Vec<RgbImage> = fresh.iter().map(|(_, i, _)| (*i).clone()).collect();
             let relational = if images.is_empty() { Vec::new() } else { self.encoder.embed_batch(&images)? };
             let attributes: Vec<Vec<f32>> = images.par_iter().map(attribute_vector).collect();
-            fresh.par_iter().try_for_each(|(hash, image)| write_thumbnail(self.thumbnails, hash, image).map(|_| ()))?;
+            fresh.par_iter().try_for_each(|(hash, image, _)| write_thumbnail(self.thumbnails, hash, image).map(|_| ()))?;
             let mut entries: Vec<Entry> = fresh
                 .iter()
                 .zip(relational)
                 .zip(attributes)
-                .map(|(((hash, image), relational), attribute)| {
-                    Entry::Image(ImageEntry { hash: hash.to_string(), width: image.width(), height: image.height(), relational: Vector(relational), attribute: Vector(attribute) })
+                .map(|(((hash, image, taken), relational), attribute)| {
+                    Entry::Image(ImageEntry {
+                        hash: hash.to_string(),
+                        width: image.width(),
+                        height: image.height(),
+                        relational: Vector(relational),
+                        attribute: Vector(attribute),
+                        taken: taken.clone(),
+                    })
                 })
                 .collect();
             p.embedded += entries.len();
-            for (f, (hash, image)) in chunk.iter().zip(&read) {
-                let error = image.as_ref().err().cloned();
+            for (f, r) in chunk.iter().zip(&read) {
+                let error = r.image.as_ref().err().cloned();
                 match &error {
                     Some(e) => {
                         tracing::warn!("{}: {e}", f.path.display());
                         p.failed += 1;
                     }
-                    None if !fresh.iter().any(|(h, _)| Some(*h) == hash.as_deref()) => p.reused += 1,
+                    None if !fresh.iter().any(|(h, _, _)| Some(*h) == r.hash.as_deref()) => p.reused += 1,
                     None => {}
                 }
-                let hash = if error.is_none() { hash.clone() } else { None };
+                let hash = if error.is_none() { r.hash.clone() } else { None };
                 entries.push(Entry::File(FileEntry { path: f.path.clone(), size: f.size, mtime_ns: f.mtime_ns, hash, error }));
             }
             // Images first, then the files that point at them, in one durable write.

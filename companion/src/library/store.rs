@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use base64::Engine;
+
+use crate::files::{frame, frames};
+#[cfg(test)]
+use crate::files::FRAME_HEAD;
 use serde::{Deserialize, Serialize};
 
 /// The first frame of every index log.
@@ -59,6 +63,10 @@ pub struct ImageEntry {
     pub height: u32,
     pub relational: Vector,
     pub attribute: Vector,
+    /// When the photo was taken, by its EXIF DateTimeOriginal (`filter::DATE_FORMAT`); None
+    /// without one (and for images indexed before dates were read: their file time serves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken: Option<String>,
 }
 
 /// A file under a library folder as last seen: size and mtime tell whether it changed.
@@ -95,40 +103,6 @@ pub struct Store {
     log: BufWriter<File>,
     /// Image frames read at open (a test checks that no image is ever written twice).
     pub image_frames_read: usize,
-}
-
-/// Frame layout: payload length (u32 LE), CRC-32 of the payload (u32 LE), payload (JSON).
-const FRAME_HEAD: usize = 8;
-/// A frame longer than this is corruption, not data.
-const MAX_FRAME: usize = 64 << 20;
-
-fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(FRAME_HEAD + payload.len());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// Splits `bytes` into whole, intact frames; returns them and the length they cover (anything
-/// after it is a torn or corrupt tail).
-fn frames(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
-    let mut out = Vec::new();
-    let mut at = 0;
-    while bytes.len() - at >= FRAME_HEAD {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
-        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
-        if len > MAX_FRAME || bytes.len() - at - FRAME_HEAD < len {
-            break;
-        }
-        let payload = &bytes[at + FRAME_HEAD..at + FRAME_HEAD + len];
-        if crc32fast::hash(payload) != crc {
-            break;
-        }
-        out.push(payload);
-        at += FRAME_HEAD + len;
-    }
-    (out, at)
 }
 
 impl Store {
@@ -305,7 +279,7 @@ mod tests {
     }
 
     fn image(hash: &str) -> Entry {
-        Entry::Image(ImageEntry { hash: hash.into(), width: 2, height: 3, relational: Vector(vec![1.0, -0.5]), attribute: Vector(vec![0.25]) })
+        Entry::Image(ImageEntry { hash: hash.into(), width: 2, height: 3, relational: Vector(vec![1.0, -0.5]), attribute: Vector(vec![0.25]), taken: None })
     }
 
     fn file(path: &str, hash: &str) -> Entry {

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use image::RgbImage;
 use relsim_shared::protocol::{
-    CaptionBank as CaptionBankBody, ComposePart, ExplainRequest, ExplainResponse, IndexProgress, LibraryImage, LibraryPage, MapPoint, ModelManifest, NewCaption, SearchHit,
+    CaptionBank as CaptionBankBody, ComposePart, ExplainRequest, ExplainResponse, IndexProgress, LibraryFilter, LibraryFolder, LibraryImage, LibraryPage, MapPoint, ModelManifest, NewCaption, SearchHit,
     SearchQuery, SearchRequest, SearchResponse, DEFAULT_WEIGHT, MAX_COMPOSE_PARTS, MAX_QUERY_PIXELS,
 };
 use serde::Deserialize;
@@ -26,6 +26,7 @@ use crate::calibration::{Calibration, QueryKind};
 use crate::encoders::ImageEncoder;
 use crate::explain::CaptionBank;
 use crate::library::catalog::{Catalog, Query as CatalogQuery};
+use crate::library::filter::Filter;
 use crate::library::service::{LibraryService, SharedEncoder};
 
 /// Uploads larger than this are refused with 413.
@@ -58,6 +59,8 @@ pub struct ApiState {
     pub model_id: String,
     /// The model's "no good match" cut-offs, when `relsim eval` stored them with it.
     pub calibration: Option<Calibration>,
+    /// The A/B study being run, if any.
+    pub study: Option<Arc<super::study::StudyRun>>,
 }
 
 /// The embeddings of the last few uploaded query images, by content hash: changing the weight,
@@ -106,34 +109,52 @@ fn image_info(catalog: &Catalog, row: usize) -> LibraryImage {
         width: item.width,
         height: item.height,
         thumbnail: format!("/api/images/{}/thumbnail", item.id),
+        date: item.date.map(|d| d.text()),
+        date_source: item.date.map(|d| d.source),
     }
 }
 
-/// Paging of a listing.
+/// Paging and filters of the library listing.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
-pub struct PageParams {
+pub struct LibraryParams {
     /// Items to skip.
     #[serde(default)]
     pub offset: usize,
     /// Items per page (at most 500; default 100).
     pub limit: Option<usize>,
+    /// Only images in this library folder or below it.
+    pub folder: Option<String>,
+    /// Only images taken on or after this day (`YYYY-MM-DD`).
+    pub from: Option<String>,
+    /// Only images taken on or before this day (`YYYY-MM-DD`).
+    pub to: Option<String>,
 }
 
-/// The library: folders, indexing progress and a page of its images.
-#[utoipa::path(get, path = "/api/library", params(PageParams), responses((status = 200, body = LibraryPage), (status = 400, body = relsim_shared::protocol::ApiError)))]
-pub async fn library(State(state): State<ApiState>, params: Result<Query<PageParams>, QueryRejection>) -> ApiResult<LibraryPage> {
+/// `filter` checked against the library's folders (400 naming the bad part).
+fn checked_filter(state: &ApiState, filter: &LibraryFilter) -> Result<Filter, Failure> {
+    Filter::parse(filter, &state.library.roots).map_err(Failure::bad_request)
+}
+
+/// The library: folders, indexing progress and a page of its images (those the filter keeps).
+#[utoipa::path(get, path = "/api/library", params(LibraryParams), responses((status = 200, body = LibraryPage), (status = 400, body = relsim_shared::protocol::ApiError)))]
+pub async fn library(State(state): State<ApiState>, params: Result<Query<LibraryParams>, QueryRejection>) -> ApiResult<LibraryPage> {
     let Query(params) = params?;
     let limit = params.limit.unwrap_or(100);
     if limit > MAX_K {
         return Err(Failure::bad_request(format!("limit is at most {MAX_K}")));
     }
+    let filter = checked_filter(&state, &LibraryFilter { folder: params.folder, from: params.from, to: params.to })?;
     let catalog = state.library.catalog();
-    let images = (params.offset..catalog.items.len()).take(limit).map(|row| image_info(&catalog, row)).collect();
+    let kept: Vec<usize> = (0..catalog.items.len()).filter(|&row| filter.keeps(&catalog.items[row])).collect();
+    let images = kept.iter().skip(params.offset).take(limit).map(|&row| image_info(&catalog, row)).collect();
+    let subfolders = catalog.folders(&state.library.roots).into_iter().map(|(p, images)| LibraryFolder { path: p.display().to_string(), images }).collect();
     Ok(Json(LibraryPage {
-        total: catalog.items.len(),
+        total: kept.len(),
+        unfiltered: catalog.items.len(),
         offset: params.offset,
         images,
         folders: state.library.roots.iter().map(|p| p.display().to_string()).collect(),
+        subfolders,
         progress: state.library.progress(),
     }))
 }
@@ -203,9 +224,10 @@ struct Page {
     offset: usize,
     weight: f32,
     map: bool,
+    filter: Filter,
 }
 
-fn page(k: Option<usize>, offset: Option<usize>, weight: Option<f32>, map: bool) -> Result<Page, Failure> {
+fn page(k: Option<usize>, offset: Option<usize>, weight: Option<f32>, map: bool, filter: Filter) -> Result<Page, Failure> {
     let k = k.unwrap_or(DEFAULT_K);
     if k == 0 || k > MAX_K {
         return Err(Failure::bad_request(format!("k must be between 1 and {MAX_K}")));
@@ -214,7 +236,7 @@ fn page(k: Option<usize>, offset: Option<usize>, weight: Option<f32>, map: bool)
     if !(0.0..=1.0).contains(&weight) {
         return Err(Failure::bad_request("weight must be between 0 and 1"));
     }
-    Ok(Page { k, offset: offset.unwrap_or(0), weight, map })
+    Ok(Page { k, offset: offset.unwrap_or(0), weight, map, filter })
 }
 
 /// Scores the library against a query vector and explains each hit.
@@ -222,12 +244,21 @@ fn respond(state: &ApiState, catalog: &Catalog, relational: &[f32], attribute: O
     if !catalog.items.is_empty() && relational.len() != catalog.relational_dim {
         return Err(Failure::bad_request(format!("the query vector has {} values, the library's have {}", relational.len(), catalog.relational_dim)));
     }
+    // The filter's left-outs go with the query's own rows: ranked, mapped and counted by neither.
+    let mut left_out = catalog.left_out(&page.filter);
+    left_out.extend_from_slice(exclude);
+    let mut skip = vec![false; catalog.items.len()];
+    for &row in &left_out {
+        if let Some(s) = skip.get_mut(row) {
+            *s = true;
+        }
+    }
     let scored = catalog.score_all(&CatalogQuery { relational, attribute, exclude }, page.weight);
-    let (hits, total) = catalog.rank(&scored, exclude, page.offset, page.k);
+    let (hits, total) = catalog.rank(&scored, &left_out, page.offset, page.k);
     let map = page.map.then(|| {
         scored
             .iter()
-            .filter(|s| !exclude.contains(&s.row))
+            .filter(|s| !skip[s.row])
             .map(|s| MapPoint { id: catalog.items[s.row].id.clone(), relational: s.relational, attribute: s.attribute })
             .collect()
     });
@@ -293,7 +324,7 @@ impl TextEncoder {
 #[utoipa::path(post, path = "/api/search", request_body = SearchRequest, responses((status = 200, body = SearchResponse), (status = 400, body = relsim_shared::protocol::ApiError), (status = 404, body = relsim_shared::protocol::ApiError), (status = 415, body = relsim_shared::protocol::ApiError), (status = 422, body = relsim_shared::protocol::ApiError)))]
 pub async fn search(State(state): State<ApiState>, request: Result<Json<SearchRequest>, JsonRejection>) -> ApiResult<SearchResponse> {
     let Json(request) = request?;
-    let page = page(request.k, request.offset, request.weight, request.map)?;
+    let page = page(request.k, request.offset, request.weight, request.map, checked_filter(&state, &request.filter)?)?;
     let catalog = state.library.catalog();
     let response = blocking(move || {
         let query = resolve(&state, &catalog, request.query)?;
@@ -410,6 +441,12 @@ pub struct ImageSearchParams {
     /// Also return the similarity map (every library image's scores).
     #[serde(default)]
     pub map: bool,
+    /// Only images in this library folder or below it.
+    pub folder: Option<String>,
+    /// Only images taken on or after this day (`YYYY-MM-DD`).
+    pub from: Option<String>,
+    /// Only images taken on or before this day (`YYYY-MM-DD`).
+    pub to: Option<String>,
 }
 
 /// Decodes an upload within the pixel limit.
@@ -435,7 +472,8 @@ pub async fn search_image(
     if body.is_empty() {
         return Err(Failure::bad_request("the body is empty: send the image file"));
     }
-    let page = page(params.k, params.offset, params.weight, params.map)?;
+    let filter = checked_filter(&state, &LibraryFilter { folder: params.folder.clone(), from: params.from.clone(), to: params.to.clone() })?;
+    let page = page(params.k, params.offset, params.weight, params.map, filter)?;
     let catalog = state.library.catalog();
     let response = blocking(move || {
         let id = crate::files::content_hash(&body);
@@ -550,17 +588,17 @@ pub async fn library_vectors(State(state): State<ApiState>) -> Result<Response, 
     Ok(([(header::CONTENT_TYPE, "application/octet-stream"), (header::CACHE_CONTROL, "no-store")], body).into_response())
 }
 
-/// Liveness and version (no token needed).
-#[utoipa::path(get, path = "/api/health", responses((status = 200, description = "status and version")))]
-pub async fn health() -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION") }))
+/// Liveness, version, and whether an A/B study is being run (no token needed).
+#[utoipa::path(get, path = "/api/health", responses((status = 200, description = "status, version, study (bool)")))]
+pub async fn health(State(state): State<ApiState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "version": env!("CARGO_PKG_VERSION"), "study": state.study.is_some() }))
 }
 
 /// The OpenAPI description of this API, generated from the handlers above.
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "relsim companion", description = "Relational image search over a local library. Every call but /api/health needs the session token (cookie `relsim_token`, header `X-Relsim-Token` or `Authorization: Bearer`)."),
-    paths(health, library, start_index, cancel_index, index_events, thumbnail, original, search, search_image, explain, captions, add_caption, suggest, minilm_manifest, student_manifest, library_vectors, openapi_json)
+    paths(health, library, start_index, cancel_index, index_events, thumbnail, original, search, search_image, explain, captions, add_caption, suggest, minilm_manifest, student_manifest, library_vectors, super::study::study, super::study::study_image, super::study::answer, openapi_json)
 )]
 pub struct ApiDoc;
 

@@ -49,6 +49,7 @@ pub fn run(test: LoadTest) -> anyhow::Result<()> {
         encoder: test.encoder.clone(),
         index_on_start: true,
         student_dir: crate::paths::default_student_dir(),
+        study: None,
     };
     let loaded = load(&config)?;
     let library = loaded.state.library.clone();

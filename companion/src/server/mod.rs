@@ -5,6 +5,7 @@ pub mod api;
 pub mod error;
 pub mod guard;
 pub mod loadtest;
+pub mod study;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ pub struct ServerConfig {
     pub index_on_start: bool,
     /// The browser's student encoder (`relsim distill`).
     pub student_dir: PathBuf,
+    /// An A/B study folder to run (`relsim study make`).
+    pub study: Option<PathBuf>,
 }
 
 /// The files of the student in `dir`, when there is one distilled from the model `model_id`
@@ -108,8 +111,9 @@ pub fn load(config: &ServerConfig) -> anyhow::Result<Loaded> {
     if calibration.is_none() {
         tracing::info!("the `{}` model has no {}: results are not marked weak", config.model, crate::calibration::FILE);
     }
+    let study = config.study.clone().map(study::StudyRun::open).transpose()?;
     Ok(Loaded {
-        state: ApiState { library, encoder, text, captions: Arc::new(RwLock::new(captions)), minilm: Arc::new(manifest), uploads: Default::default(), student, model_id, calibration },
+        state: ApiState { library, encoder, text, captions: Arc::new(RwLock::new(captions)), minilm: Arc::new(manifest), uploads: Default::default(), student, model_id, calibration, study },
     })
 }
 
@@ -136,6 +140,9 @@ pub fn app(config: &ServerConfig, state: ApiState, guard: guard::Guard) -> Route
         .route("/api/explain", post(api::explain))
         .route("/api/captions", get(api::captions).post(api::add_caption))
         .route("/api/captions/suggest", get(api::suggest))
+        .route("/api/study", get(study::study))
+        .route("/api/study/images/{hash}", get(study::study_image))
+        .route("/api/study/answers", post(study::answer))
         .route("/api/{*rest}", any(|| async { api_error(StatusCode::NOT_FOUND, "no such API endpoint (see /api/openapi.json)") }))
         .method_not_allowed_fallback(|| async { api_error(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not take that method (see /api/openapi.json)") })
         .layer(DefaultBodyLimit::max(api::MAX_UPLOAD_BYTES))
