@@ -567,6 +567,61 @@ pub fn bench_qwen_speed(spec: &QwenSpeed) -> anyhow::Result<()> {
     })
 }
 
+/// `relsim bench generate`: Qwen2.5-VL text generation with random weights, greedy, one chat of
+/// one 448x448 image and a question: the prompt's time and decoded tokens/s.
+pub struct GenerateSpeed {
+    pub backend: BackendKind,
+    /// The model's config.json (e.g. tests/bench/generate_mid.json).
+    pub config: std::path::PathBuf,
+    pub tokenizer: std::path::PathBuf,
+    /// New tokens per run (no stop token ends it early).
+    pub tokens: usize,
+    /// Timed runs after one untimed one (the median is reported).
+    pub runs: usize,
+}
+
+/// Times prefill and decoding (one untimed run, then the median of `runs`), and prints one JSON line.
+pub fn bench_generate(spec: &GenerateSpeed) -> anyhow::Result<()> {
+    use crate::qwen::chat::ChatMessage;
+    use crate::qwen::generate::{GenerateOptions, Generator, Sampling};
+    anyhow::ensure!(spec.tokens >= 2 && spec.runs >= 1, "at least 2 tokens and 1 run");
+    let config = crate::qwen::config::QwenConfig::read(&spec.config)?;
+    let image = image::RgbImage::from_fn(448, 448, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, ((x + y) % 256) as u8]));
+    crate::backend::with_backend!(spec.backend, |device: B| {
+        let generator = Generator::<B>::random(config, &spec.tokenizer, &device)?;
+        let chat = [ChatMessage::user_with_images(vec![image], "Describe the relational logic of this image.")];
+        let prompt = generator.prepare(&chat)?;
+        let options = GenerateOptions { max_new_tokens: spec.tokens, sampling: Sampling::Greedy, stop_tokens: Some(Vec::new()), repetition_penalty: 1.0 };
+        let mut runs = Vec::new();
+        for run in 0..=spec.runs {
+            let start = Instant::now();
+            let mut first = None;
+            let out = generator.generate(&prompt, &options, |_| {
+                first.get_or_insert_with(|| start.elapsed().as_secs_f64());
+                true
+            })?;
+            anyhow::ensure!(out.tokens.len() == spec.tokens, "generation ended early");
+            let total = start.elapsed().as_secs_f64();
+            let prefill = first.unwrap_or(total);
+            if run > 0 {
+                runs.push((prefill, (spec.tokens - 1) as f64 / (total - prefill)));
+            }
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "{}",
+            serde_json::json!({"engine": "relsim (burn)", "backend": format!("{:?}", spec.backend).to_lowercase(),
+                "config": spec.config.display().to_string(), "prompt_tokens": prompt.input_ids.len(), "new_tokens": spec.tokens,
+                "runs": spec.runs, "prefill_s": median(runs.iter().map(|r| r.0).collect()),
+                "decode_tokens_per_s": median(runs.iter().map(|r| r.1).collect())})
+        );
+        Ok(())
+    })
+}
+
 /// `relsim bench search`: exact top-k over many vectors, int8 scan with exact re-ranking
 /// (codes in memory, f32 originals memory-mapped) beside a plain in-memory f32 scan.
 pub fn bench_search(count: usize, dim: usize, queries: usize, k: usize, dir: &Path) -> anyhow::Result<()> {

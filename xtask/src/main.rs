@@ -5,7 +5,7 @@ mod browser;
 mod setup;
 mod util;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 
 const USAGE: &str = "\
 usage: cargo xtask <task>
@@ -29,6 +29,10 @@ usage: cargo xtask <task>
                          indexing the demo library with this tree's relsim beside REV's
                          (default HEAD~1; built in a git worktree), with the ratio; then this
                          tree's indexing and image-encoder images/s at batch 1 and 32
+  bench generate         Qwen2.5-VL text generation on the CPU (random weights, one 448x448 image
+                         and a question, greedy): prompt time and decoded tokens/s of a tiny
+                         and a mid-size config, beside transformers' generate when a Python
+                         with torch and transformers is found (RELSIM_PYTHON), with ratios
   bench scenes           scene generation images/s (all cores beside one core), then the
                          relational benchmark (relsim-lite and the attribute baselines) on a
                          14,000-scene set
@@ -47,6 +51,7 @@ fn main() -> Result<()> {
         Some("bench") if args.get(1).map(String::as_str) == Some("text") => browser::bench_text(),
         Some("bench") if args.get(1).map(String::as_str) == Some("web") => browser::bench_web(),
         Some("bench") if args.get(1).map(String::as_str) == Some("scenes") => bench_scenes(),
+        Some("bench") if args.get(1).map(String::as_str) == Some("generate") => bench_generate(),
         Some("bench") if args.get(1).map(String::as_str) == Some("images") => bench_images(&flag("--baseline").unwrap_or_else(|| "HEAD~1".into())),
         Some("help") | Some("--help") | Some("-h") | None => {
             print!("{USAGE}");
@@ -114,6 +119,56 @@ fn fuzz(seconds: String) -> Result<()> {
             .arg(&corpus)
             .args(["--", &format!("-max_total_time={seconds}"), "-rss_limit_mb=4096", "-max_len=4000000"]),
     )
+}
+
+/// A Python with torch and transformers: RELSIM_PYTHON, else python3 on PATH.
+fn transformers_python() -> Option<String> {
+    let candidates = std::env::var("RELSIM_PYTHON").ok().into_iter().chain(["python3".to_string()]);
+    candidates.into_iter().find(|py| util::output(util::command(py).args(["-c", "import torch, transformers, PIL, numpy"])).is_some())
+}
+
+/// One JSON line from the last line `cmd` prints.
+fn last_json(cmd: &mut std::process::Command) -> Result<serde_json::Value> {
+    let out = util::output(cmd).context("the benchmark failed")?;
+    let line = out.lines().rev().find(|l| l.starts_with('{')).context("the benchmark printed no JSON line")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+fn bench_generate() -> Result<()> {
+    let relsim = util::build_release_relsim()?;
+    let python = transformers_python();
+    if python.is_none() {
+        println!("(no Python with torch and transformers found: set RELSIM_PYTHON to compare with transformers' generate)");
+    }
+    let (tokens, runs, threads) = ("32", "3", "2");
+    println!("{:<14} {:<44} {:>8} {:>11} {:>10}", "config", "engine", "prompt", "prefill s", "tokens/s");
+    for config in ["tests/bench/generate_tiny.json", "tests/bench/generate_mid.json"] {
+        let ours = last_json(util::command(&relsim).args(["bench", "generate", "--backend", "flex", "--config", config, "--tokens", tokens, "--runs", runs]))?;
+        let theirs = match &python {
+            Some(py) => Some(last_json(util::command(py).args(["tests/bench/generate_transformers.py", config, "--tokens", tokens, "--runs", runs, "--threads", threads]))?),
+            None => None,
+        };
+        let name = std::path::Path::new(config).file_stem().and_then(|s| s.to_str()).unwrap_or(config);
+        for row in std::iter::once(&ours).chain(&theirs) {
+            println!(
+                "{:<14} {:<44} {:>8} {:>11.3} {:>10.1}",
+                name,
+                row["engine"].as_str().unwrap_or("?"),
+                row["prompt_tokens"],
+                row["prefill_s"].as_f64().unwrap_or(f64::NAN),
+                row["decode_tokens_per_s"].as_f64().unwrap_or(f64::NAN)
+            );
+        }
+        if let Some(theirs) = &theirs {
+            let rate = |r: &serde_json::Value, k: &str| r[k].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "{name}: relsim / transformers: decoding {:.2}x the tokens/s, prompt in {:.2}x the time",
+                rate(&ours, "decode_tokens_per_s") / rate(theirs, "decode_tokens_per_s"),
+                rate(&ours, "prefill_s") / rate(theirs, "prefill_s")
+            );
+        }
+    }
+    Ok(())
 }
 
 fn bench_scenes() -> Result<()> {

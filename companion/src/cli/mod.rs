@@ -370,6 +370,24 @@ pub enum BenchCommand {
         #[arg(long, hide = true)]
         probe: Option<PathBuf>,
     },
+    /// Qwen2.5-VL text generation, random weights: prompt time and decoded tokens/s (one JSON line).
+    Generate {
+        /// Compute backend.
+        #[arg(long, value_parser = one_of(BACKENDS), default_value = "auto")]
+        backend: BackendChoice,
+        /// The model's config.json (tests/bench/generate_tiny.json, tests/bench/generate_mid.json).
+        #[arg(long)]
+        config: PathBuf,
+        /// Tokenizer file.
+        #[arg(long, default_value_os_t = paths::default_qwen_tokenizer())]
+        tokenizer: PathBuf,
+        /// New tokens per run.
+        #[arg(long, default_value_t = 32)]
+        tokens: usize,
+        /// Timed runs (after one untimed).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
     /// Images/s of the Qwen2.5-VL relsim encoder at the 7B shape (random weights, 448x448 images), per batch size.
     QwenSpeed {
         /// Compute backend.
@@ -557,6 +575,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let encoders = if encoders.is_empty() { vec!["lite".to_string()] } else { encoders };
             let json = json.unwrap_or_else(|| data.join(format!("bench-compose-{}.json", split.name())));
             crate::bench::bench_compose(&data, split, &encoders, &options.into(), &minilm_dir, &json)
+        }
+        Command::Bench { which: BenchCommand::Generate { backend, config, tokenizer, tokens, runs } } => {
+            crate::bench::bench_generate(&crate::bench::GenerateSpeed { backend: crate::backend::resolve(backend), config, tokenizer, tokens, runs })
         }
         Command::Bench { which: BenchCommand::QwenSpeed { backend, precision, layers, blocks, batches, seconds, tokenizer, config } } => {
             crate::bench::bench_qwen_speed(&crate::bench::QwenSpeed { backend: crate::backend::resolve(backend), precision, layers, blocks, batches, seconds, tokenizer, config })

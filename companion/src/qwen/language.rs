@@ -5,7 +5,7 @@ use burn::nn::{Dropout, Embedding, Linear, RmsNorm};
 use burn::tensor::activation::silu;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
-use burn::tensor::{backend::Backend, Int, Tensor, TensorData};
+use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
 use relsim_shared::weights::Weights;
 
 use super::config::TextConfig;
@@ -68,23 +68,103 @@ pub struct Attention<B: Backend> {
 impl<B: Backend> Attention<B> {
     /// `x` `[batch, S, H]` with the sequence's `plan` (rotary tables).
     pub fn forward(&self, x: Tensor<B, 3>, plan: &DecoderPlan<B>) -> Tensor<B, 3> {
+        let (q, k, v) = self.project(x, plan);
+        self.attend(q, k, v, true)
+    }
+
+    /// As [`forward`](Self::forward) for the next tokens of a sequence whose earlier keys and
+    /// values `cache` holds (`plan`: the new tokens' rotary tables); appends theirs to it.
+    pub fn forward_cached(&self, x: Tensor<B, 3>, plan: &DecoderPlan<B>, cache: &mut LayerCache<B>) -> Tensor<B, 3> {
+        let (q, k, v) = self.project(x, plan);
+        let (k, v) = match cache.keys.take().zip(cache.values.take()) {
+            Some((past_k, past_v)) => (Tensor::cat(vec![past_k, k], 2), Tensor::cat(vec![past_v, v], 2)),
+            None => (k, v),
+        };
+        cache.keys = Some(k.clone());
+        cache.values = Some(v.clone());
+        let [_, _, new, _] = q.dims();
+        let total = k.dims()[2];
+        if new == total || new == 1 {
+            // A whole prompt is plainly causal; one new token sees every key.
+            self.attend(q, k, v, new > 1)
+        } else {
+            self.attend_masked(q, k, v, total - new)
+        }
+    }
+
+    /// Queries, keys and values `[batch, heads, S, head_dim]`, rotated (K and V at their own head count).
+    fn project(&self, x: Tensor<B, 3>, plan: &DecoderPlan<B>) -> (Tensor<B, 4>, Tensor<B, 4>, Tensor<B, 4>) {
         let [b, s, h] = x.dims();
         let hd = h / self.num_heads;
-        let rep = self.num_heads / self.num_kv_heads;
         let heads = |t: Tensor<B, 3>, n: usize| t.reshape([b, s, n, hd]).swap_dims(1, 2);
         let (cos4, sin4) = (plan.cos.clone().unsqueeze::<4>(), plan.sin.clone().unsqueeze::<4>());
         let q = rope::apply(heads(self.q_proj.forward(x.clone()), self.num_heads), cos4.clone(), sin4.clone());
         let k = rope::apply(heads(self.k_proj.forward(x.clone()), self.num_kv_heads), cos4, sin4);
         let v = heads(self.v_proj.forward(x), self.num_kv_heads);
-        // Key/value head j serves query heads j·rep .. j·rep + rep. burn's attention op (flash
-        // where the backend has one, causal without a mask tensor) wants one K/V head per query
-        // head; K and V are a 1/rep sliver of the activations, so widening them costs little.
-        let widen = |t: Tensor<B, 4>| match rep {
+        (q, k, v)
+    }
+
+    /// Key/value head j serves query heads j·rep .. j·rep + rep. burn's attention op (flash
+    /// where the backend has one, causal without a mask tensor) wants one K/V head per query
+    /// head; K and V are a 1/rep sliver of the activations, so widening them costs little.
+    fn widen(&self, t: Tensor<B, 4>) -> Tensor<B, 4> {
+        let rep = self.num_heads / self.num_kv_heads;
+        let [b, _, s, hd] = t.dims();
+        match rep {
             1 => t,
             _ => t.unsqueeze_dim::<5>(2).expand([b, self.num_kv_heads, rep, s, hd]).reshape([b, self.num_heads, s, hd]),
-        };
-        let out = attention(q, widen(k), widen(v), None, None, AttentionModuleOptions { is_causal: true, ..Default::default() });
-        self.o_proj.forward(out.swap_dims(1, 2).reshape([b, s, h]))
+        }
+    }
+
+    /// Attention over all keys (causal: query i sees keys up to i), heads merged, out-projected.
+    fn attend(&self, q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, causal: bool) -> Tensor<B, 3> {
+        let [b, _, s, hd] = q.dims();
+        let options = AttentionModuleOptions { is_causal: causal, ..Default::default() };
+        let out = attention(q, self.widen(k), self.widen(v), None, None, options);
+        self.o_proj.forward(out.swap_dims(1, 2).reshape([b, s, self.num_heads * hd]))
+    }
+
+    /// New queries after `past` cached keys: query i sees keys up to `past + i`. An explicit
+    /// mask, as backends' causal flags differ on where a non-square causal mask is anchored.
+    fn attend_masked(&self, q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>, past: usize) -> Tensor<B, 3> {
+        let [b, _, s, hd] = q.dims();
+        let total = past + s;
+        let device = q.device();
+        let future: Vec<bool> = (0..s).flat_map(|i| (0..total).map(move |j| j > past + i)).collect();
+        let mask = Tensor::<B, 2, Bool>::from_data(TensorData::new(future, [s, total]), &device)
+            .unsqueeze::<4>()
+            .expand([b, self.num_heads, s, total]);
+        let out = attention(q, self.widen(k), self.widen(v), Some(mask), None, AttentionModuleOptions::default());
+        self.o_proj.forward(out.swap_dims(1, 2).reshape([b, s, self.num_heads * hd]))
+    }
+}
+
+/// One layer's keys and values of the tokens seen so far `[batch, kv_heads, S, head_dim]`.
+pub struct LayerCache<B: Backend> {
+    keys: Option<Tensor<B, 4>>,
+    values: Option<Tensor<B, 4>>,
+}
+
+/// The decoder's key/value cache: what generation keeps so that each new token costs one
+/// token's work, not the whole sequence's.
+pub struct KvCache<B: Backend> {
+    layers: Vec<LayerCache<B>>,
+}
+
+impl<B: Backend> KvCache<B> {
+    /// An empty cache for `layers` decoder layers.
+    pub fn new(layers: usize) -> Self {
+        Self { layers: (0..layers).map(|_| LayerCache { keys: None, values: None }).collect() }
+    }
+
+    /// Tokens held.
+    pub fn len(&self) -> usize {
+        self.layers.first().and_then(|l| l.keys.as_ref()).map_or(0, |k| k.dims()[2])
+    }
+
+    /// True before the first token.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -200,11 +280,17 @@ impl<B: Backend> LanguageModel<B> {
     /// Token embeddings `[1, S, H]`, the `<|image_pad|>` run starting at `start` replaced by
     /// the image features, in order.
     pub fn embed(&self, input_ids: &[u32], image: Option<(Tensor<B, 2>, usize)>) -> Tensor<B, 3> {
+        self.embed_images(input_ids, image.into_iter().collect())
+    }
+
+    /// Token embeddings `[1, S, H]` with each image's `<|image_pad|>` run (features `[n, H]`,
+    /// first position) replaced by its features.
+    pub fn embed_images(&self, input_ids: &[u32], images: Vec<(Tensor<B, 2>, usize)>) -> Tensor<B, 3> {
         let device = self.embed_tokens.weight.device();
         let ids: Vec<i64> = input_ids.iter().map(|&i| i64::from(i)).collect();
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [1, input_ids.len()]), &device);
         let mut x = self.embed_tokens.forward(ids).squeeze_dim::<2>(0);
-        if let Some((features, start)) = image {
+        for (features, start) in images {
             let [n, h] = features.dims();
             x = x.slice_assign([start..start + n, 0..h], features);
         }
@@ -221,6 +307,18 @@ impl<B: Backend> LanguageModel<B> {
     pub fn forward(&self, embeds: Tensor<B, 3>, position_ids: &[Vec<i64>; 3]) -> Tensor<B, 3> {
         let plan = self.plan(position_ids, &embeds.device());
         self.forward_planned(embeds, &plan)
+    }
+
+    /// Final hidden states `[batch, S, H]` of the next tokens `embeds` (their tables in `plan`),
+    /// attending to what `cache` holds and adding theirs to it.
+    pub fn forward_cached(&self, embeds: Tensor<B, 3>, plan: &DecoderPlan<B>, cache: &mut KvCache<B>) -> Tensor<B, 3> {
+        let mut x = embeds;
+        for (layer, layer_cache) in self.layers.iter().zip(&mut cache.layers) {
+            let attn = layer.self_attn.forward_cached(layer.input_layernorm.forward(x.clone()), plan, layer_cache);
+            x = x + attn;
+            x = x.clone() + layer.mlp.forward(layer.post_attention_layernorm.forward(x));
+        }
+        self.norm.forward(x)
     }
 
     /// As [`forward`](Self::forward), with the sequence's plan made beforehand.

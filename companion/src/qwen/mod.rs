@@ -4,7 +4,10 @@
 //! On the models floor: it knows models, weights and tokens, nothing of encoders by name,
 //! libraries, jobs or surfaces (`tests/floors.rs`).
 
+pub mod adapter;
+pub mod chat;
 pub mod config;
+pub mod generate;
 pub mod language;
 pub mod prompt;
 pub mod relsim;

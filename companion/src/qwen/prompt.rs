@@ -16,6 +16,20 @@ const BEFORE_IMAGE: &str = "<|im_start|>system\nYou are a helpful assistant.<|im
 /// What follows the image placeholder: the query token, end of turn, generation prompt.
 const AFTER_IMAGE: &str = "<|vision_end|><|query|><|im_end|>\n<|im_start|>assistant\n";
 
+/// Reads `tokenizer.json`, or a gzipped copy (`*.gz`, as the test fixtures keep it).
+pub fn load_tokenizer(path: &Path) -> anyhow::Result<Tokenizer> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = if path.extension().is_some_and(|e| e == "gz") {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+            .with_context(|| format!("decompressing {}", path.display()))?;
+        out
+    } else {
+        bytes
+    };
+    Tokenizer::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{} is not a tokenizer: {e}", path.display()))
+}
+
 /// The tokenizer with `<|query|>` added, and the prompt's fixed token ids.
 #[derive(Debug, Clone)]
 pub struct Prompt {
@@ -28,17 +42,7 @@ pub struct Prompt {
 impl Prompt {
     /// Loads `tokenizer.json` (or a gzipped copy, `*.gz`) and adds `<|query|>` as the original code does.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let bytes = if path.extension().is_some_and(|e| e == "gz") {
-            let mut out = Vec::new();
-            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
-                .with_context(|| format!("decompressing {}", path.display()))?;
-            out
-        } else {
-            bytes
-        };
-        let mut tokenizer =
-            Tokenizer::from_bytes(&bytes).map_err(|e| anyhow::anyhow!("{} is not a tokenizer: {e}", path.display()))?;
+        let mut tokenizer = load_tokenizer(path)?;
         let expected = tokenizer.get_vocab_size(true) as u32;
         tokenizer
             .add_special_tokens([AddedToken::from(QUERY_TOKEN, true)])

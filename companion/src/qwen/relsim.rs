@@ -14,6 +14,7 @@ use relsim_shared::text::minilm::l2_normalize;
 use relsim_shared::weights::{linear_weight, Weights};
 
 use super::config::QwenConfig;
+use super::adapter::{load_adapter, Adapter};
 use super::language::{DecoderPlan, LanguageModel, LayerLora, Lora};
 use super::prompt::Prompt;
 use super::rope;
@@ -37,6 +38,23 @@ pub(crate) fn detect_layout(weights: &MappedWeights) -> anyhow::Result<Layout> {
     }
 }
 
+/// The base checkpoint's token embeddings cut (or checked to reach) to `rows`, as
+/// `resize_token_embeddings` does when an adapter carries no table of its own.
+pub(crate) fn base_embedding<B: Backend>(
+    config_path: &Path,
+    text: &super::config::TextConfig,
+    weights: &MappedWeights,
+    layout: &Layout,
+    rows: usize,
+    device: &B::Device,
+) -> anyhow::Result<Embedding<B>> {
+    if text.vocab_size < rows {
+        bail!("{}: the base vocabulary ({}) is smaller than the tokenizer ({rows}) and the adapter carries no embed_tokens", config_path.display(), text.vocab_size);
+    }
+    let table: Tensor<B, 2> = weights.tensor(&format!("{}embed_tokens.weight", layout.language), [text.vocab_size, text.hidden_size], device)?;
+    Ok(Embedding { weight: Param::from_tensor(table.narrow(0, 0, rows)) })
+}
+
 /// Loads the base model's towers without an adapter (embedding rows as in the checkpoint):
 /// what the loading benchmark measures.
 pub fn load_base<B: Backend>(base: &Path, device: &B::Device) -> anyhow::Result<(QwenConfig, VisionTower<B>, LanguageModel<B>)> {
@@ -48,19 +66,6 @@ pub fn load_base<B: Backend>(base: &Path, device: &B::Device) -> anyhow::Result<
     let vision = VisionTower::from_weights(&config.vision, &weights, layout.vision, device)?;
     let language = LanguageModel::from_weights(t, &weights, layout.language, embed, Vec::new(), device)?;
     Ok((config, vision, language))
-}
-
-/// The LoRA settings of `adapter_config.json`.
-#[derive(Debug, serde::Deserialize)]
-struct AdapterConfig {
-    r: usize,
-    lora_alpha: f64,
-    #[serde(default)]
-    use_rslora: bool,
-    #[serde(default)]
-    use_dora: bool,
-    #[serde(default)]
-    lora_dropout: f64,
 }
 
 /// Everything the encoder computes for one image; tests compare each stage.
@@ -144,7 +149,7 @@ pub fn prompt_tokens(config: &QwenConfig, prompt: &Prompt, grid_thw: [usize; 3])
     let merge = config.vision.spatial_merge_size;
     let merged_grid = (grid_thw[1] / merge, grid_thw[2] / merge);
     let (input_ids, image_start, query_index) = prompt.input_ids(config.tokens.image_token_id, merged_grid.0 * merged_grid.1);
-    let position_ids = rope::position_ids(&input_ids, config.tokens.image_token_id, merged_grid);
+    let position_ids = rope::position_ids(&input_ids, config.tokens.image_token_id, &[merged_grid]);
     (input_ids, image_start, query_index, position_ids)
 }
 
@@ -318,61 +323,15 @@ impl<B: Backend> RelsimEncoder<B> {
 
         // The adapter: LoRA factors, maybe the resized embedding table, and the projection.
         let adapter = &files.adapter;
-        let adapter_config_path = adapter.join("adapter_config.json");
-        let adapter_config: AdapterConfig = serde_json::from_str(
-            &std::fs::read_to_string(&adapter_config_path).with_context(|| format!("reading {}", adapter_config_path.display()))?,
-        )
-        .with_context(|| format!("parsing {}", adapter_config_path.display()))?;
-        if adapter_config.use_dora {
-            bail!("{}: DoRA adapters are not supported", adapter_config_path.display());
-        }
-        let scale = if adapter_config.use_rslora {
-            adapter_config.lora_alpha / (adapter_config.r as f64).sqrt()
-        } else {
-            adapter_config.lora_alpha / adapter_config.r as f64
-        } as f32;
-        let adapter_weights = MappedWeights::open(&[adapter.join("adapter_model.safetensors")], adapter.join("adapter_model.safetensors").display().to_string())?;
-        let lora_prefix = ["base_model.model.model.language_model.", "base_model.model.model."]
-            .into_iter()
-            .find(|p| adapter_weights.contains(&format!("{p}layers.0.self_attn.q_proj.lora_A.weight")) || adapter_weights.contains(&format!("{p}embed_tokens.weight")))
-            .with_context(|| format!("{}: no LoRA weights for the language model under PEFT's key names", adapter_weights.describe()))?;
         let text = &config.text;
-        let misfit = || format!("the adapter in {} does not fit the base model in {} (made for another base model?)", adapter.display(), base.display());
-        let kv = text.num_key_value_heads * text.head_dim();
-        let lora = (0..text.num_hidden_layers)
-            .map(|i| {
-                let one = |module: &str, out: usize| -> anyhow::Result<Option<Lora<B>>> {
-                    let key = format!("{lora_prefix}layers.{i}.self_attn.{module}");
-                    if !adapter_weights.contains(&format!("{key}.lora_A.weight")) {
-                        return Ok(None);
-                    }
-                    let r = adapter_config.r;
-                    Ok(Some(Lora {
-                        a: adapter_weights.linear(&format!("{key}.lora_A"), text.hidden_size, r, false, device).with_context(misfit)?,
-                        b: adapter_weights.linear(&format!("{key}.lora_B"), r, out, false, device).with_context(misfit)?,
-                        scale,
-                        dropout: DropoutConfig::new(adapter_config.lora_dropout).init(),
-                    }))
-                };
-                Ok(LayerLora { q: one("q_proj", text.hidden_size)?, v: one("v_proj", kv)? })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        if lora.iter().all(|l| l.q.is_none() && l.v.is_none()) {
-            bail!("{}: no q_proj/v_proj LoRA weights found", adapter_weights.describe());
-        }
+        let rows = prompt.len();
+        let Adapter { lora, embed_tokens: adapter_embed, .. } = load_adapter::<B>(adapter, base, text, Some(rows), device)?;
 
         // PEFT saves the embedding resized to the tokenizer with <|query|>; without it, the
         // base table is cut (or must already reach) to that length, as resize_token_embeddings does.
-        let rows = prompt.len();
-        let adapter_embed = format!("{lora_prefix}embed_tokens.weight");
-        let embed_tokens = if adapter_weights.contains(&adapter_embed) {
-            adapter_weights.embedding(&adapter_embed, rows, text.hidden_size, device).with_context(misfit)?
-        } else {
-            if text.vocab_size < rows {
-                bail!("{}: the base vocabulary ({}) is smaller than the tokenizer with <|query|> ({rows}) and the adapter carries no embed_tokens", config_path.display(), text.vocab_size);
-            }
-            let table: Tensor<B, 2> = weights.tensor(&format!("{}embed_tokens.weight", layout.language), [text.vocab_size, text.hidden_size], device)?;
-            Embedding { weight: Param::from_tensor(table.narrow(0, 0, rows)) }
+        let embed_tokens = match adapter_embed {
+            Some(embed) => embed,
+            None => base_embedding(&config_path, text, &weights, &layout, rows, device)?,
         };
 
         let vision = VisionTower::from_weights(&config.vision, &weights, layout.vision, device)?;

@@ -62,16 +62,18 @@ pub fn apply<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 4>, sin: Tensor<B, 4>) 
     x * cos + rotated * sin
 }
 
-/// Qwen2.5-VL position ids `[3][seq]` for `input_ids` holding one image of `merged_grid` (h, w)
-/// merged patches: text counts up on all three axes; image tokens take (start, start + row,
-/// start + column); text after the image continues from start + max(h, w).
-pub fn position_ids(input_ids: &[u32], image_token_id: u32, merged_grid: (usize, usize)) -> [Vec<i64>; 3] {
-    let (gh, gw) = merged_grid;
+/// Qwen2.5-VL position ids `[3][seq]` for `input_ids` holding runs of `image_token_id`, the k-th
+/// run being an image of `merged_grids[k]` (h, w) merged patches: text counts up on all three
+/// axes; image tokens take (start, start + row, start + column); text after an image continues
+/// from start + max(h, w).
+pub fn position_ids(input_ids: &[u32], image_token_id: u32, merged_grids: &[(usize, usize)]) -> [Vec<i64>; 3] {
     let mut ids: [Vec<i64>; 3] = Default::default();
+    let mut grids = merged_grids.iter();
     let mut next = 0i64;
     let mut i = 0;
     while i < input_ids.len() {
-        if input_ids[i] == image_token_id {
+        let grid = if input_ids[i] == image_token_id { grids.next() } else { None };
+        if let Some(&(gh, gw)) = grid {
             let start = next;
             for k in 0..gh * gw {
                 ids[0].push(start);
@@ -89,4 +91,9 @@ pub fn position_ids(input_ids: &[u32], image_token_id: u32, merged_grid: (usize,
         }
     }
     ids
+}
+
+/// The position after the last of `position_ids`: where generated text continues (all three axes).
+pub fn next_position(position_ids: &[Vec<i64>; 3]) -> i64 {
+    position_ids.iter().flatten().max().map_or(0, |m| m + 1)
 }
