@@ -243,18 +243,18 @@ fn bench_images(baseline: &str) -> Result<()> {
 
 fn test() -> Result<()> {
     setup::setup(None)?;
-    util::step("native tests");
-    util::cargo(&["test", "--workspace", "--exclude", "relsim-web"])?;
-    // The GPU backends must keep compiling even where no GPU runs them.
-    util::step("the companion compiles with the wgpu and cuda backends");
-    util::cargo(&["check", "-p", "relsim-companion", "--features", "wgpu,cuda"])?;
-    util::step("burn-wgpu over lavapipe (Mesa's software Vulkan): the relsim encoder's parity and kernel counts, the page's WGSL kernels");
-    let args = ["test", "-p", "relsim-companion", "--features", "wgpu", "--test", "qwen_parity", "--test", "wgpu_kernels", "--test", "wgsl_kernels"];
+    // One build of the workspace with both GPU backends: the native tests, the GPU code kept
+    // compiling where no GPU runs it, and the debug `relsim` the browser tests drive all come out
+    // of it (building the companion once per feature set cost a CI run tens of minutes). Under
+    // lavapipe, Mesa's software Vulkan, the wgpu tests run the relsim encoder's parity, its
+    // kernel counts and the page's WGSL kernels; `--backend auto` ignores software adapters, so
+    // everything else runs on the CPU as on a user's machine without a GPU.
+    util::step("native tests, with burn-wgpu over lavapipe for the GPU ones (the companion built with wgpu and cuda)");
+    let args = ["test", "--workspace", "--exclude", "relsim-web", "--features", "relsim-companion/wgpu,relsim-companion/cuda"];
     util::run(util::software_vulkan(&mut util::cargo_command())?.args(args))?;
     util::step("the browser's JPEG decoder in wasm32 (under Node): Pillow's bytes");
     let args = ["test", "-p", "relsim-shared", "--target", "wasm32-unknown-unknown", "--test", "jpeg_wasm"];
     util::run(util::cargo_command().env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER", "wasm-bindgen-test-runner").args(args))?;
     setup::build_web()?;
-    util::cargo(&["build", "-p", "relsim-companion"])?;
     browser::run_browser_tests()
 }
