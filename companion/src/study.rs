@@ -119,28 +119,35 @@ impl Study {
             })
             .collect();
         let mut seen = BTreeSet::new();
-        let pool: Vec<(String, PathBuf, image::RgbImage)> = decoded.into_iter().filter(|(h, _, _)| seen.insert(h.clone())).collect();
-        anyhow::ensure!(pool.len() > options.queries, "{} holds {} distinct images: a study of {} queries needs more (each query searches the others)", options.data.display(), pool.len(), options.queries);
+        // The distinct images, their content hashes and first paths side by side (decoded once, held once).
+        let mut hashes = Vec::new();
+        let mut paths = Vec::new();
+        let mut images: Vec<image::RgbImage> = Vec::new();
+        for (hash, path, image) in decoded.into_iter().filter(|(h, _, _)| seen.insert(h.clone())) {
+            hashes.push(hash);
+            paths.push(path);
+            images.push(image);
+        }
+        anyhow::ensure!(images.len() > options.queries, "{} holds {} distinct images: a study of {} queries needs more (each query searches the others)", options.data.display(), images.len(), options.queries);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
-        let mut order: Vec<usize> = (0..pool.len()).collect();
+        let mut order: Vec<usize> = (0..images.len()).collect();
         order.shuffle(&mut rng);
         let picked = &order[..options.queries];
 
-        let images: Vec<image::RgbImage> = pool.iter().map(|(_, _, i)| i.clone()).collect();
         let mut hits: Vec<BTreeMap<String, String>> = vec![BTreeMap::new(); picked.len()];
         for method in &methods {
             (options.on_method)(method, images.len());
             let encoder = crate::encoders::by_name(method, options.encoders)?;
             let vectors = encoder.embed_batch(&images).with_context(|| format!("embedding {} images with `{method}`", images.len()))?;
             for (q, &row) in picked.iter().enumerate() {
-                let best = (0..pool.len())
+                let best = (0..images.len())
                     .filter(|&other| other != row)
                     .max_by(|&a, &b| relsim_shared::vectors::dot(&vectors[row], &vectors[a]).total_cmp(&relsim_shared::vectors::dot(&vectors[row], &vectors[b])))
                     .expect("the pool holds more than the query");
-                hits[q].insert(method.clone(), pool[best].0.clone());
+                hits[q].insert(method.clone(), hashes[best].clone());
             }
         }
-        let queries: Vec<QueryHits> = picked.iter().zip(hits).map(|(&row, hits)| QueryHits { query: pool[row].0.clone(), hits }).collect();
+        let queries: Vec<QueryHits> = picked.iter().zip(hits).map(|(&row, hits)| QueryHits { query: hashes[row].clone(), hits }).collect();
 
         let mut trials = Vec::new();
         for q in &queries {
@@ -166,7 +173,7 @@ impl Study {
         let dir = options.out.join("images");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut names = BTreeMap::new();
-        for (hash, path, _) in pool.iter().filter(|(h, _, _)| used.contains(h.as_str())) {
+        for (hash, path) in hashes.iter().zip(&paths).filter(|(h, _)| used.contains(h.as_str())) {
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("img").to_ascii_lowercase();
             let name = format!("{hash}.{ext}");
             std::fs::copy(path, dir.join(&name)).with_context(|| format!("copying {} into {}", path.display(), dir.display()))?;

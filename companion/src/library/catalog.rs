@@ -50,6 +50,8 @@ pub struct Catalog {
     pub relational_dim: usize,
     attribute_dim: usize,
     rows: HashMap<String, usize>,
+    /// [`Catalog::folders`], worked out on first use: the page asks for it on every poll.
+    folders: std::sync::OnceLock<Vec<(PathBuf, usize)>>,
 }
 
 impl Catalog {
@@ -117,30 +119,42 @@ impl Catalog {
     }
 
     /// The best `offset..offset+limit` of `scored` (from [`Catalog::score_all`]) by combined
-    /// score, and the number of images scored.
-    pub fn rank(&self, scored: &[Scored], exclude: &[usize], offset: usize, limit: usize) -> (Vec<Scored>, usize) {
+    /// score, rows marked in `left_out` aside, and the number of images ranked.
+    pub fn rank(&self, scored: &[Scored], left_out: &[bool], offset: usize, limit: usize) -> (Vec<Scored>, usize) {
         let n = scored.len();
         if n == 0 {
             return (Vec::new(), self.items.len());
         }
-        let left_out: std::collections::BTreeSet<usize> = exclude.iter().copied().filter(|&r| r < n).collect();
-        let total = n - left_out.len();
-        let keys: Vec<f32> = scored.iter().map(|s| if left_out.contains(&s.row) { f32::NEG_INFINITY } else { s.combined }).collect();
+        let out = |row: usize| left_out.get(row).copied().unwrap_or(false);
+        let total = (0..n).filter(|&row| !out(row)).count();
+        let keys: Vec<f32> = scored.iter().map(|s| if out(s.row) { f32::NEG_INFINITY } else { s.combined }).collect();
         let best = top_k(&keys, (offset + limit).min(total));
         (best.into_iter().skip(offset).map(|(row, _)| scored[row].clone()).collect(), total)
     }
 
-    /// The rows `filter` leaves out, in order.
-    pub fn left_out(&self, filter: &Filter) -> Vec<usize> {
-        if filter.is_empty() {
-            return Vec::new();
+    /// For each row, whether it is left out: `filter` does not keep it, or it is in `exclude`.
+    pub fn left_out(&self, filter: &Filter, exclude: &[usize]) -> Vec<bool> {
+        let mut out: Vec<bool> = if filter.is_empty() {
+            vec![false; self.items.len()]
+        } else {
+            self.items.iter().map(|item| !filter.keeps(item)).collect()
+        };
+        for &row in exclude {
+            if let Some(o) = out.get_mut(row) {
+                *o = true;
+            }
         }
-        (0..self.items.len()).filter(|&row| !filter.keeps(&self.items[row])).collect()
+        out
     }
 
     /// Every folder under `roots` that holds images (in it or below), the roots included, with
-    /// the number of distinct images in each, in path order.
-    pub fn folders(&self, roots: &[PathBuf]) -> Vec<(PathBuf, usize)> {
+    /// the number of distinct images in each, in path order. Worked out once per catalog (a
+    /// service's roots do not change while its catalog lives).
+    pub fn folders(&self, roots: &[PathBuf]) -> &[(PathBuf, usize)] {
+        self.folders.get_or_init(|| self.count_folders(roots))
+    }
+
+    fn count_folders(&self, roots: &[PathBuf]) -> Vec<(PathBuf, usize)> {
         let mut counts: std::collections::BTreeMap<&Path, usize> = roots.iter().map(|r| (r.as_path(), 0)).collect();
         for item in &self.items {
             // An image counts once per folder however many of its copies lie there.
@@ -161,6 +175,6 @@ impl Catalog {
     /// Every image scored against `query`, best `offset..offset+limit` by combined score, and
     /// the number of images scored.
     pub fn search(&self, query: &Query, weight: f32, offset: usize, limit: usize) -> (Vec<Scored>, usize) {
-        self.rank(&self.score_all(query, weight), query.exclude, offset, limit)
+        self.rank(&self.score_all(query, weight), &self.left_out(&Filter::default(), query.exclude), offset, limit)
     }
 }

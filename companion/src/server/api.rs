@@ -145,9 +145,10 @@ pub async fn library(State(state): State<ApiState>, params: Result<Query<Library
     }
     let filter = checked_filter(&state, &LibraryFilter { folder: params.folder, from: params.from, to: params.to })?;
     let catalog = state.library.catalog();
-    let kept: Vec<usize> = (0..catalog.items.len()).filter(|&row| filter.keeps(&catalog.items[row])).collect();
+    let left_out = catalog.left_out(&filter, &[]);
+    let kept: Vec<usize> = (0..catalog.items.len()).filter(|&row| !left_out[row]).collect();
     let images = kept.iter().skip(params.offset).take(limit).map(|&row| image_info(&catalog, row)).collect();
-    let subfolders = catalog.folders(&state.library.roots).into_iter().map(|(p, images)| LibraryFolder { path: p.display().to_string(), images }).collect();
+    let subfolders = catalog.folders(&state.library.roots).iter().map(|(p, images)| LibraryFolder { path: p.display().to_string(), images: *images }).collect();
     Ok(Json(LibraryPage {
         total: kept.len(),
         unfiltered: catalog.items.len(),
@@ -245,20 +246,13 @@ fn respond(state: &ApiState, catalog: &Catalog, relational: &[f32], attribute: O
         return Err(Failure::bad_request(format!("the query vector has {} values, the library's have {}", relational.len(), catalog.relational_dim)));
     }
     // The filter's left-outs go with the query's own rows: ranked, mapped and counted by neither.
-    let mut left_out = catalog.left_out(&page.filter);
-    left_out.extend_from_slice(exclude);
-    let mut skip = vec![false; catalog.items.len()];
-    for &row in &left_out {
-        if let Some(s) = skip.get_mut(row) {
-            *s = true;
-        }
-    }
+    let left_out = catalog.left_out(&page.filter, exclude);
     let scored = catalog.score_all(&CatalogQuery { relational, attribute, exclude }, page.weight);
     let (hits, total) = catalog.rank(&scored, &left_out, page.offset, page.k);
     let map = page.map.then(|| {
         scored
             .iter()
-            .filter(|s| !skip[s.row])
+            .filter(|s| !left_out[s.row])
             .map(|s| MapPoint { id: catalog.items[s.row].id.clone(), relational: s.relational, attribute: s.attribute })
             .collect()
     });
