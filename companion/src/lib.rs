@@ -22,6 +22,8 @@ pub mod weights;
 pub mod calibration;
 pub mod encoders;
 
+pub mod captions;
+pub mod interest;
 pub mod explain;
 pub mod library;
 pub mod scenes;

@@ -39,6 +39,9 @@ fn every_subcommand_has_help() {
         &["scenes", "sheet", "--help"],
         &["train", "--help"],
         &["eval", "--help"],
+        &["caption", "--help"],
+        &["filter", "--help"],
+        &["bench", "generate", "--help"],
     ] {
         let out = relsim().args(args).output().unwrap();
         assert!(out.status.success(), "relsim {args:?} failed");
@@ -289,4 +292,68 @@ fn score_prints_the_cosine_of_two_images() {
     let out = qwen_args(&mut cmd).arg(q.join("gradient_56x84.png")).arg(q.join("noise_101x75.png")).output().unwrap();
     let other: f32 = String::from_utf8(out.stdout).unwrap().trim().parse().unwrap();
     assert!(other < 0.9999 && other > -1.0001, "{other}");
+}
+
+/// `relsim caption` on the tiny checkpoint (whose answers are random tokens): every answer is
+/// asked again and rejected by the anonymity check, the run says so, and the output file is
+/// written (empty). Without an input it refuses.
+#[test]
+fn caption_runs_the_model_and_rejects_answers_that_are_not_anonymous() {
+    let q = workspace().join("tests/fixtures/qwen/images");
+    let out = std::env::temp_dir().join(format!("relsim-caption-{}.jsonl", std::process::id()));
+    let run = qwen_args(relsim().arg("caption"))
+        .arg("--group")
+        .args([q.join("gradient_56x84.png"), q.join("tiny_30x20.png")])
+        .args(["--retries", "2", "--max-new-tokens", "8", "--image-backend", "pil", "--backend", "ndarray", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+    assert!(stdout.contains("0 of 1 groups captioned, 0 rows") && stdout.contains("3 answers rejected"), "{stdout}");
+    assert!(stdout.contains("no anonymous caption for") && stdout.contains("gradient_56x84.png"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "");
+    let _ = std::fs::remove_file(&out);
+    let none = qwen_args(relsim().arg("caption")).output().unwrap();
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("--group"), "{}", String::from_utf8_lossy(&none.stderr));
+}
+
+/// `relsim filter` on the tiny checkpoint (its P("Yes") equals transformers' in
+/// qwen_generate.rs): scores.jsonl for every image of a folder, kept.txt for those at or above
+/// the threshold.
+#[test]
+fn filter_scores_images_and_keeps_those_at_the_threshold() {
+    let q = workspace().join("tests/fixtures/qwen/images");
+    let out = std::env::temp_dir().join(format!("relsim-filter-{}", std::process::id()));
+    let run = |threshold: &str| {
+        let run = qwen_args(relsim().arg("filter"))
+            .arg("--library")
+            .arg(&q)
+            .args(["--image-backend", "pil", "--backend", "ndarray", "--threshold", threshold, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&run.stdout).to_string();
+        assert!(run.status.success(), "{stdout}{}", String::from_utf8_lossy(&run.stderr));
+        let scores: Vec<serde_json::Value> = std::fs::read_to_string(out.join("scores.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let kept: Vec<String> = std::fs::read_to_string(out.join("kept.txt")).unwrap().lines().map(String::from).collect();
+        (stdout, scores, kept)
+    };
+    let (stdout, scores, kept) = run("0");
+    assert!(stdout.contains("4 of 4 images kept"), "{stdout}");
+    assert_eq!((scores.len(), kept.len()), (4, 4));
+    let p: Vec<f32> = scores.iter().map(|s| s["p_yes"].as_f64().unwrap() as f32).collect();
+    assert!(p.iter().all(|&p| p > 0.0 && p < 1.0), "{p:?}");
+    // At the highest score only the images that reach it are kept.
+    let top = p.iter().copied().fold(0.0f32, f32::max);
+    let (stdout, scores, kept) = run(&top.to_string());
+    let reach: Vec<&str> = scores.iter().filter(|s| s["p_yes"].as_f64().unwrap() as f32 >= top).map(|s| s["file"].as_str().unwrap()).collect();
+    assert!(!reach.is_empty() && reach.len() < 4, "{p:?}");
+    assert_eq!(kept, reach);
+    assert!(stdout.contains(&format!("{} of 4 images kept", reach.len())), "{stdout}");
+    assert!(scores.iter().all(|s| s["kept"].as_bool().unwrap() == reach.contains(&s["file"].as_str().unwrap())));
+    let bad = qwen_args(relsim().arg("filter")).arg(&q).args(["--threshold", "2"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("probability"));
+    let _ = std::fs::remove_dir_all(&out);
 }

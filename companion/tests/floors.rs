@@ -10,7 +10,7 @@ const FLOORS: &[(&str, &[&str])] = &[
     ("helpers", &["files", "paths", "stats"]),
     ("models", &["backend", "weights", "qwen", "lite"]),
     ("encoders", &["encoders", "calibration"]),
-    ("data", &["scenes", "library", "explain"]),
+    ("data", &["scenes", "library", "explain", "captions", "interest"]),
     ("jobs", &["train", "distill", "bench", "study"]),
     ("surfaces", &["cli", "server"]),
 ];

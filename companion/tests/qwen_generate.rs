@@ -211,3 +211,21 @@ fn an_untied_head_is_read_from_lm_head_and_a_missing_one_is_named() {
     assert_eq!(untied.generate(&prompt, &options, |_| true).unwrap().tokens, ids(&case["greedy"]));
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+#[test]
+fn the_interest_filter_scores_as_transformers_does() {
+    let reference = json("generate.json");
+    for name in ["tiny_a", "tiny_b"] {
+        let filter = &reference["configs"][name]["filter"];
+        assert_eq!(filter["prompt"].as_str().unwrap(), relsim_companion::interest::FILTER_PROMPT, "make_generate.py asks another question");
+        let generator = generator(name);
+        assert_eq!(generator.tokenizer.token_to_id(relsim_companion::interest::YES), filter["yes_id"].as_u64().map(|v| v as u32));
+        for score in filter["scores"].as_array().unwrap() {
+            let file = score["image"].as_str().unwrap();
+            let image = decode_rgb(&std::fs::read(fixtures().join(file)).unwrap(), file).unwrap();
+            let ours = relsim_companion::interest::p_yes(&generator, image).unwrap();
+            let theirs = score["p_yes"].as_f64().unwrap();
+            assert!((f64::from(ours).ln() - theirs.ln()).abs() < 1e-3, "{name} {file}: P(Yes) {ours} vs {theirs}");
+        }
+    }
+}

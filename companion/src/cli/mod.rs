@@ -2,6 +2,8 @@
 //! turned into the lower floors' plain option structs before any work starts.
 
 mod args;
+mod caption;
+mod interest;
 mod distill;
 mod index;
 mod train;
@@ -135,6 +137,10 @@ pub enum Command {
         #[arg(long)]
         study: Option<PathBuf>,
     },
+    /// Anonymous captions (relsim's dataset jsonl) of image groups or single images with Qwen2.5-VL.
+    Caption(caption::CaptionArgs),
+    /// The relational-interest filter: each image's P("Yes") to a yes/no question, and the images kept.
+    Filter(interest::FilterArgs),
     /// The human A/B study: make one (queries and each method's top hit), then report the answers.
     Study {
         #[command(subcommand)]
@@ -588,6 +594,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { which: BenchCommand::Search { vectors, dim, queries, k, dir } } => crate::bench::bench_search(vectors, dim, queries, k, &dir),
         Command::Bench { which: BenchCommand::Scenes { count, size, objects, families } } => crate::bench::bench_scenes(count, &SceneSet { seed: 1, families, objects, size }),
         Command::Train(args) => train::run_train(args),
+        Command::Caption(args) => caption::run_caption(args),
+        Command::Filter(args) => interest::run_filter(args),
         Command::Distill(args) => distill::run_distill(args),
         Command::Eval { checkpoint, data, split, minilm_dir, image_backend } => crate::train::eval::run_eval(&checkpoint, &data, split, &minilm_dir, image_backend),
         Command::Study { which: StudyCommand::Make { methods, queries, data, out, seed, options } } => {
