@@ -207,3 +207,37 @@ mod tests {
         assert!(error.contains("train, val, test"), "{error}");
     }
 }
+
+/// The Qwen2.5-VL a generating command runs (`relsim caption`, `relsim filter`).
+#[derive(Debug, clap::Args)]
+pub struct GeneratorArgs {
+    /// The Qwen2.5-VL folder (Qwen2.5-VL-7B-Instruct for relsim's captions and filter).
+    #[arg(long, env = "RELSIM_QWEN_BASE")]
+    pub base: PathBuf,
+    /// A LoRA adapter of the language model (a captioner, a filter).
+    #[arg(long)]
+    pub adapter: Option<PathBuf>,
+    /// Tokenizer file, if not BASE/tokenizer.json.
+    #[arg(long)]
+    pub tokenizer: Option<PathBuf>,
+    /// Whose image processor arithmetic to reproduce.
+    #[arg(long, value_parser = one_of(IMAGE_BACKENDS), default_value = "torchvision")]
+    pub image_backend: ImageBackend,
+    /// Compute backend.
+    #[arg(long, value_parser = one_of(BACKENDS), default_value = "auto")]
+    pub backend: BackendChoice,
+}
+
+impl GeneratorArgs {
+    /// The files to load.
+    pub fn files(&self) -> crate::qwen::generate::GeneratorFiles {
+        crate::qwen::generate::GeneratorFiles { base: self.base.clone(), adapter: self.adapter.clone(), tokenizer: self.tokenizer.clone(), image_config: None }
+    }
+
+    /// The generator on `device`: the base folder's processor settings, with the chosen arithmetic.
+    pub fn load<B: burn::tensor::backend::Backend>(&self, device: &B::Device) -> anyhow::Result<crate::qwen::generate::Generator<B>> {
+        let mut generator = crate::qwen::generate::Generator::<B>::load(&self.files(), device)?;
+        generator.image_config.backend = self.image_backend;
+        Ok(generator)
+    }
+}

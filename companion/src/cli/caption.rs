@@ -1,29 +1,21 @@
 //! `relsim caption`: anonymous captions of image groups or single images with Qwen2.5-VL.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use relsim_shared::image::preprocess::{ImageBackend, PreprocessMode};
+use relsim_shared::image::preprocess::PreprocessMode;
 
-use super::args::{one_of, BackendChoice, BACKENDS, IMAGE_BACKENDS, PREPROCESSING};
-use super::progress_bar;
+use super::args::{one_of, GeneratorArgs, PREPROCESSING};
+use super::{cancel_on_ctrl_c, progress_bar};
 use crate::captions::{caption_units, read_groups, Anonymity, QwenCaptioner, Unit};
-use crate::qwen::generate::{GenerateOptions, Generator, GeneratorFiles, Sampling};
+use crate::qwen::generate::{GenerateOptions, Sampling};
 
 /// The arguments of `relsim caption`.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("input").required(true).args(["group", "groups", "single"])))]
 pub struct CaptionArgs {
-    /// The Qwen2.5-VL folder (Qwen2.5-VL-7B-Instruct for relsim's captions).
-    #[arg(long, env = "RELSIM_QWEN_BASE")]
-    pub base: PathBuf,
-    /// A LoRA adapter of the language model (a captioner trained with `relsim train --preset captioner`).
-    #[arg(long)]
-    pub adapter: Option<PathBuf>,
-    /// Tokenizer file, if not BASE/tokenizer.json.
-    #[arg(long)]
-    pub tokenizer: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: GeneratorArgs,
     /// Images that share one idea: one caption for the group, written for each of them.
     #[arg(long, num_args = 1..)]
     pub group: Vec<PathBuf>,
@@ -54,12 +46,6 @@ pub struct CaptionArgs {
     /// How images are fitted: native (own size), processor, or train (448x448 centre square).
     #[arg(long, value_parser = one_of(PREPROCESSING), default_value = "native")]
     pub preprocess: PreprocessMode,
-    /// Whose image processor arithmetic to reproduce.
-    #[arg(long, value_parser = one_of(IMAGE_BACKENDS), default_value = "torchvision")]
-    pub image_backend: ImageBackend,
-    /// Compute backend.
-    #[arg(long, value_parser = one_of(BACKENDS), default_value = "auto")]
-    pub backend: BackendChoice,
 }
 
 /// Runs `relsim caption`.
@@ -77,23 +63,10 @@ pub fn run_caption(args: CaptionArgs) -> anyhow::Result<()> {
         Sampling::Greedy
     };
     let options = GenerateOptions { max_new_tokens: args.max_new_tokens, sampling, stop_tokens: None, repetition_penalty: 1.0 };
-    let cancel = Arc::new(AtomicBool::new(false));
-    {
-        let cancel = cancel.clone();
-        // Ctrl-C stops after the unit in hand; what was captioned is written.
-        let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::SeqCst));
-    }
-    let backend = crate::backend::resolve(args.backend);
-    let files = GeneratorFiles {
-        base: args.base.clone(),
-        adapter: args.adapter.clone(),
-        tokenizer: args.tokenizer.clone(),
-        image_config: None,
-    };
-    let report = crate::backend::with_backend!(backend, |device: B| {
-        let mut generator = Generator::<B>::load(&files, &device)?;
-        // The base folder's processor settings, with the chosen arithmetic.
-        generator.image_config.backend = args.image_backend;
+    // Ctrl-C stops after the unit in hand; what was captioned is written.
+    let cancel = cancel_on_ctrl_c();
+    let report = crate::backend::with_backend!(crate::backend::resolve(args.model.backend), |device: B| {
+        let mut generator = args.model.load::<B>(&device)?;
         generator.image_mode = args.preprocess;
         let mut captioner = QwenCaptioner { generator: &generator, options };
         let bar = progress_bar(units.len() as u64, "captioning");

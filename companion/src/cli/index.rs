@@ -1,9 +1,7 @@
 //! `relsim index`: a library's index brought up to date from the command line.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use super::progress_bar;
+use super::{cancel_on_ctrl_c, progress_bar};
 use crate::encoders::EncoderOptions;
 use crate::library::{self, Indexer};
 
@@ -11,12 +9,7 @@ use crate::library::{self, Indexer};
 /// after the current batch and keeps everything finished.
 pub fn index_folders(libraries: &[PathBuf], data_dir: &Path, model: &str, options: &EncoderOptions) -> anyhow::Result<()> {
     let (roots, encoder, mut store) = library::open(libraries, data_dir, model, options)?;
-    let cancel = std::sync::Arc::new(AtomicBool::new(false));
-    {
-        let cancel = cancel.clone();
-        // Without a handler (one already installed), Ctrl-C simply ends the process: the log stays whole.
-        let _ = ctrlc::set_handler(move || cancel.store(true, Ordering::SeqCst));
-    }
+    let cancel = cancel_on_ctrl_c();
     let bar = progress_bar(0, "indexing");
     let thumbnails = data_dir.join("thumbnails");
     let indexer = Indexer { roots: &roots, encoder: encoder.as_ref(), thumbnails: &thumbnails, cancel: &cancel };

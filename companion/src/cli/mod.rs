@@ -641,6 +641,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// A flag that Ctrl-C raises: long jobs stop after the piece in hand and keep what is done.
+/// Without a handler (one already installed), Ctrl-C simply ends the process.
+fn cancel_on_ctrl_c() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
+    let cancel = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = cancel.clone();
+    let _ = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+    cancel
+}
+
 /// A progress bar on stderr (hidden when stderr is not a terminal).
 fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
