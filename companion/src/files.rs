@@ -1,10 +1,13 @@
 //! File helpers every floor uses: atomic writes, content hashes, checksummed log frames.
 
-use std::io::Write;
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 /// Writes a file through a temporary sibling and a rename, so readers never see half of it.
@@ -60,6 +63,47 @@ pub fn frames(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
         at += FRAME_HEAD + len;
     }
     (out, at)
+}
+
+/// An append-only log of JSON records in checksummed frames (study answers, judgements): a
+/// record appended is on disk before `append` returns; a crash loses at most a torn last frame,
+/// dropped at the next open.
+pub struct FrameLog<T> {
+    path: PathBuf,
+    file: File,
+    /// Every record, oldest first.
+    pub records: Vec<T>,
+}
+
+impl<T: Serialize + DeserializeOwned> FrameLog<T> {
+    /// Opens (or creates) the log, dropping a torn tail left by a crash.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).with_context(|| format!("opening {}", path.display()))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).with_context(|| format!("reading {}", path.display()))?;
+        let (payloads, valid) = frames(&bytes);
+        let records = payloads
+            .iter()
+            .enumerate()
+            .map(|(i, p)| serde_json::from_slice(p).with_context(|| format!("{}: record {i} is not one this version reads", path.display())))
+            .collect::<anyhow::Result<Vec<T>>>()?;
+        if valid < bytes.len() {
+            tracing::warn!("{}: dropping a torn tail of {} bytes (an interrupted write)", path.display(), bytes.len() - valid);
+            file.set_len(valid as u64).with_context(|| format!("truncating {}", path.display()))?;
+        }
+        file.seek(SeekFrom::Start(valid as u64))?;
+        Ok(FrameLog { path: path.to_path_buf(), file, records })
+    }
+
+    /// Appends `record` and syncs it to disk.
+    pub fn append(&mut self, record: T) -> anyhow::Result<()> {
+        self.file
+            .write_all(&frame(&serde_json::to_vec(&record)?))
+            .and_then(|_| self.file.sync_data())
+            .with_context(|| format!("writing {}", self.path.display()))?;
+        self.records.push(record);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,6 @@
 //! most a torn last frame, dropped at the next open).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -20,7 +18,7 @@ use relsim_shared::protocol::{StudyAnswer, StudyChoice};
 use serde::{Deserialize, Serialize};
 
 use crate::encoders::EncoderOptions;
-use crate::files::{content_hash, frame, frames, write_atomically};
+use crate::files::{content_hash, write_atomically};
 
 /// The study file's format name.
 pub const FORMAT: &str = "relsim-study/1";
@@ -70,15 +68,10 @@ pub struct Study {
 
 /// What `study make` needs.
 pub struct MakeOptions<'a> {
-    /// A folder of images (searched recursively): the queries and the pool they search.
-    pub data: &'a Path,
-    pub methods: &'a [String],
-    pub queries: usize,
-    pub seed: u64,
+    /// The queries, the pool and the methods.
+    pub hits: HitOptions<'a>,
+    /// The study folder to write.
     pub out: &'a Path,
-    pub encoders: &'a EncoderOptions,
-    /// Told each method's name and the images it is about to embed (the slow part).
-    pub on_method: &'a dyn Fn(&str, usize),
 }
 
 /// The image files under `dir`, in path order.
@@ -94,60 +87,96 @@ fn image_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// What [`top_hits`] needs.
+pub struct HitOptions<'a> {
+    /// A folder of images (searched recursively): the queries and the pool they search.
+    pub data: &'a Path,
+    pub methods: &'a [String],
+    pub queries: usize,
+    pub seed: u64,
+    pub encoders: &'a EncoderOptions,
+    /// Told each method's name and the images it is about to embed (the slow part).
+    pub on_method: &'a dyn Fn(&str, usize),
+}
+
+/// Query images drawn from a folder, and each method's top hit among the others.
+pub struct TopHits {
+    /// The methods, trimmed, in the order given.
+    pub methods: Vec<String>,
+    pub queries: Vec<QueryHits>,
+    /// Content hash → the first file with that content, for every query and hit.
+    pub files: BTreeMap<String, PathBuf>,
+    /// The draws' generator, moved on past the queries' draw (a study goes on drawing sides).
+    pub rng: rand_chacha::ChaCha8Rng,
+}
+
+/// Picks `queries` images of the folder at random and finds each method's top hit among the
+/// others (the same content never counts as a hit). Only regular files inside the folder are
+/// read: symbolic links are not followed.
+pub fn top_hits(options: &HitOptions) -> anyhow::Result<TopHits> {
+    let methods: Vec<String> = options.methods.iter().map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
+    anyhow::ensure!(!methods.is_empty(), "name at least one method (--methods a,b)");
+    anyhow::ensure!(methods.iter().collect::<BTreeSet<_>>().len() == methods.len(), "--methods names a method twice");
+    anyhow::ensure!(options.queries >= 1, "--queries must be at least 1");
+    let files = image_files(options.data)?;
+    // Decoded once, by content (copies of one image are one image).
+    let decoded: Vec<(String, PathBuf, image::RgbImage)> = files
+        .par_iter()
+        .filter_map(|path| {
+            let bytes = std::fs::read(path).ok()?;
+            match relsim_shared::image::preprocess::decode_rgb(&bytes, &path.display().to_string()) {
+                Ok(image) => Some((content_hash(&bytes), path.clone(), image)),
+                Err(e) => {
+                    tracing::warn!("skipping {e}");
+                    None
+                }
+            }
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    // The distinct images, their content hashes and first paths side by side (decoded once, held once).
+    let mut hashes = Vec::new();
+    let mut paths = Vec::new();
+    let mut images: Vec<image::RgbImage> = Vec::new();
+    for (hash, path, image) in decoded.into_iter().filter(|(h, _, _)| seen.insert(h.clone())) {
+        hashes.push(hash);
+        paths.push(path);
+        images.push(image);
+    }
+    anyhow::ensure!(images.len() > options.queries, "{} holds {} distinct images: {} queries need more (each query searches the others)", options.data.display(), images.len(), options.queries);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
+    let mut order: Vec<usize> = (0..images.len()).collect();
+    order.shuffle(&mut rng);
+    let picked = &order[..options.queries];
+
+    let mut hits: Vec<BTreeMap<String, String>> = vec![BTreeMap::new(); picked.len()];
+    let mut used = BTreeSet::new();
+    for method in &methods {
+        (options.on_method)(method, images.len());
+        let encoder = crate::encoders::by_name(method, options.encoders)?;
+        let vectors = encoder.embed_batch(&images).with_context(|| format!("embedding {} images with `{method}`", images.len()))?;
+        for (q, &row) in picked.iter().enumerate() {
+            let best = (0..images.len())
+                .filter(|&other| other != row)
+                .max_by(|&a, &b| relsim_shared::vectors::dot(&vectors[row], &vectors[a]).total_cmp(&relsim_shared::vectors::dot(&vectors[row], &vectors[b])))
+                .expect("the pool holds more than the query");
+            hits[q].insert(method.clone(), hashes[best].clone());
+            used.extend([row, best]);
+        }
+    }
+    let queries: Vec<QueryHits> = picked.iter().zip(hits).map(|(&row, hits)| QueryHits { query: hashes[row].clone(), hits }).collect();
+    let files = used.into_iter().map(|row| (hashes[row].clone(), paths[row].clone())).collect();
+    Ok(TopHits { methods, queries, files, rng })
+}
+
 impl Study {
     /// Picks `queries` images of the folder at random, finds each method's top hit among the
     /// others (the same content never counts as a hit), and writes the study folder.
     pub fn make(options: &MakeOptions) -> anyhow::Result<Study> {
-        let methods: Vec<String> = options.methods.iter().map(|m| m.trim().to_string()).filter(|m| !m.is_empty()).collect();
-        anyhow::ensure!(methods.len() >= 2, "a study compares at least two methods (--methods a,b), got {}", methods.len());
-        anyhow::ensure!(methods.iter().collect::<BTreeSet<_>>().len() == methods.len(), "--methods names a method twice");
-        anyhow::ensure!(options.queries >= 1, "--queries must be at least 1");
+        let methods = options.hits.methods;
+        anyhow::ensure!(methods.iter().filter(|m| !m.trim().is_empty()).count() >= 2, "a study compares at least two methods (--methods a,b), got {}", methods.len());
         anyhow::ensure!(!options.out.join(STUDY_FILE).exists(), "{} already holds a study: choose another --out (its answers stay as they are)", options.out.display());
-        let files = image_files(options.data)?;
-        // Decoded once, by content (copies of one image are one image).
-        let decoded: Vec<(String, PathBuf, image::RgbImage)> = files
-            .par_iter()
-            .filter_map(|path| {
-                let bytes = std::fs::read(path).ok()?;
-                match relsim_shared::image::preprocess::decode_rgb(&bytes, &path.display().to_string()) {
-                    Ok(image) => Some((content_hash(&bytes), path.clone(), image)),
-                    Err(e) => {
-                        tracing::warn!("skipping {e}");
-                        None
-                    }
-                }
-            })
-            .collect();
-        let mut seen = BTreeSet::new();
-        // The distinct images, their content hashes and first paths side by side (decoded once, held once).
-        let mut hashes = Vec::new();
-        let mut paths = Vec::new();
-        let mut images: Vec<image::RgbImage> = Vec::new();
-        for (hash, path, image) in decoded.into_iter().filter(|(h, _, _)| seen.insert(h.clone())) {
-            hashes.push(hash);
-            paths.push(path);
-            images.push(image);
-        }
-        anyhow::ensure!(images.len() > options.queries, "{} holds {} distinct images: a study of {} queries needs more (each query searches the others)", options.data.display(), images.len(), options.queries);
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(options.seed);
-        let mut order: Vec<usize> = (0..images.len()).collect();
-        order.shuffle(&mut rng);
-        let picked = &order[..options.queries];
-
-        let mut hits: Vec<BTreeMap<String, String>> = vec![BTreeMap::new(); picked.len()];
-        for method in &methods {
-            (options.on_method)(method, images.len());
-            let encoder = crate::encoders::by_name(method, options.encoders)?;
-            let vectors = encoder.embed_batch(&images).with_context(|| format!("embedding {} images with `{method}`", images.len()))?;
-            for (q, &row) in picked.iter().enumerate() {
-                let best = (0..images.len())
-                    .filter(|&other| other != row)
-                    .max_by(|&a, &b| relsim_shared::vectors::dot(&vectors[row], &vectors[a]).total_cmp(&relsim_shared::vectors::dot(&vectors[row], &vectors[b])))
-                    .expect("the pool holds more than the query");
-                hits[q].insert(method.clone(), hashes[best].clone());
-            }
-        }
-        let queries: Vec<QueryHits> = picked.iter().zip(hits).map(|(&row, hits)| QueryHits { query: hashes[row].clone(), hits }).collect();
+        let TopHits { methods, queries, files, mut rng } = top_hits(&options.hits)?;
 
         let mut trials = Vec::new();
         for q in &queries {
@@ -169,11 +198,10 @@ impl Study {
         }
 
         // Copy every image shown, named by its content.
-        let used: BTreeSet<&str> = queries.iter().flat_map(|q| std::iter::once(q.query.as_str()).chain(q.hits.values().map(String::as_str))).collect();
         let dir = options.out.join("images");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut names = BTreeMap::new();
-        for (hash, path) in hashes.iter().zip(&paths).filter(|(h, _)| used.contains(h.as_str())) {
+        for (hash, path) in &files {
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("img").to_ascii_lowercase();
             let name = format!("{hash}.{ext}");
             std::fs::copy(path, dir.join(&name)).with_context(|| format!("copying {} into {}", path.display(), dir.display()))?;
@@ -204,43 +232,8 @@ impl Study {
     }
 }
 
-/// The answers: an append-only log of frames, each answer made durable before it is acknowledged.
-pub struct AnswerLog {
-    path: PathBuf,
-    file: File,
-    pub answers: Vec<StudyAnswer>,
-}
-
-impl AnswerLog {
-    /// Opens (or creates) the log, dropping a torn tail left by a crash.
-    pub fn open(path: &Path) -> anyhow::Result<AnswerLog> {
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).with_context(|| format!("opening {}", path.display()))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).with_context(|| format!("reading {}", path.display()))?;
-        let (payloads, valid) = frames(&bytes);
-        let answers = payloads
-            .iter()
-            .enumerate()
-            .map(|(i, p)| serde_json::from_slice(p).with_context(|| format!("{}: answer {i} is not an answer of this version", path.display())))
-            .collect::<anyhow::Result<Vec<StudyAnswer>>>()?;
-        if valid < bytes.len() {
-            tracing::warn!("{}: dropping a torn tail of {} bytes (an interrupted write)", path.display(), bytes.len() - valid);
-            file.set_len(valid as u64).with_context(|| format!("truncating {}", path.display()))?;
-        }
-        file.seek(SeekFrom::Start(valid as u64))?;
-        Ok(AnswerLog { path: path.to_path_buf(), file, answers })
-    }
-
-    /// Appends `answer` and syncs it to disk.
-    pub fn append(&mut self, answer: StudyAnswer) -> anyhow::Result<()> {
-        self.file
-            .write_all(&frame(&serde_json::to_vec(&answer)?))
-            .and_then(|_| self.file.sync_data())
-            .with_context(|| format!("writing {}", self.path.display()))?;
-        self.answers.push(answer);
-        Ok(())
-    }
-}
+/// The answers: each made durable before it is acknowledged.
+pub type AnswerLog = crate::files::FrameLog<StudyAnswer>;
 
 /// A proportion with its 95% Wilson score interval.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]

@@ -41,6 +41,7 @@ fn every_subcommand_has_help() {
         &["eval", "--help"],
         &["caption", "--help"],
         &["filter", "--help"],
+        &["judge", "--help"],
         &["bench", "generate", "--help"],
     ] {
         let out = relsim().args(args).output().unwrap();

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 
 /// The companion's top-level modules by floor, bottom first (see ARCHITECTURE.md).
 const FLOORS: &[(&str, &[&str])] = &[
-    ("helpers", &["files", "paths", "stats"]),
+    ("helpers", &["files", "paths", "stats", "openai"]),
     ("models", &["backend", "weights", "qwen", "lite"]),
     ("encoders", &["encoders", "calibration"]),
     ("data", &["scenes", "library", "explain", "captions", "interest"]),
-    ("jobs", &["train", "distill", "bench", "study"]),
+    ("jobs", &["train", "distill", "bench", "study", "judge"]),
     ("surfaces", &["cli", "server"]),
 ];
 

@@ -705,3 +705,120 @@ fn sse_first_event(server: &Server) -> (String, TcpStream) {
     assert!(seen.contains("text/event-stream"), "{seen}");
     (seen, stream)
 }
+
+/// `relsim serve --chat-base` answers OpenAI-style chat completions with the tiny Qwen
+/// checkpoint (images as data URLs or library ids, token-guarded, bad requests as JSON errors),
+/// and `relsim judge` runs against it: plumbing, parsing, resuming, a wrong key.
+#[test]
+fn chat_completions_answer_locally_and_the_judge_runs_and_resumes_against_them() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let images = scenes(&dir.path().join("scenes"), 6);
+    let q = workspace().join("tests/fixtures/qwen");
+    let (base, tokenizer) = (q.join("tiny_b"), q.join("tokenizer/tokenizer.json.gz"));
+    let server = Server::start_with(
+        &images,
+        &dir.path().join("data"),
+        &["--chat-base".as_ref(), base.as_os_str(), "--chat-tokenizer".as_ref(), tokenizer.as_os_str(), "--chat-backend".as_ref(), "flex".as_ref()],
+    );
+    let page = server.wait_indexed(6);
+    let id = page["images"][0]["id"].as_str().unwrap().to_string();
+
+    let models = server.get("/v1/models").json();
+    assert_eq!(models["data"][0]["id"], "relsim-qwen", "{models}");
+    let png = std::fs::read(std::fs::read_dir(&images).unwrap().next().unwrap().unwrap().path()).unwrap();
+    let data_url = format!("data:image/png;base64,{}", base64::engine::general_purpose::STANDARD.encode(&png));
+    let ask = |image_url: &str, extra: Value| -> Reply {
+        let mut body = json!({
+            "model": "anything",
+            "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_url}}, {"type": "text", "text": "What is shared?"}]}],
+            "max_tokens": 6,
+        });
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        server.post_json("/v1/chat/completions", &body)
+    };
+    let answer = ask(&data_url, json!({"temperature": 0.7, "seed": 5}));
+    assert_eq!(answer.status, 200, "{}", String::from_utf8_lossy(&answer.body));
+    let answer = answer.json();
+    assert_eq!((answer["object"].as_str(), answer["model"].as_str()), (Some("chat.completion"), Some("relsim-qwen")));
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["message"]["role"], "assistant");
+    assert!(choice["message"]["content"].is_string());
+    assert!(["stop", "length"].contains(&choice["finish_reason"].as_str().unwrap()), "{answer}");
+    let usage = &answer["usage"];
+    let (prompt, completion) = (usage["prompt_tokens"].as_u64().unwrap(), usage["completion_tokens"].as_u64().unwrap());
+    assert!(prompt > 20 && (1..=6).contains(&completion) && usage["total_tokens"].as_u64() == Some(prompt + completion), "{usage}");
+    // The same seed gives the same answer; the library's copy of an image is the image.
+    assert_eq!(ask(&data_url, json!({"temperature": 0.7, "seed": 5})).json()["choices"], answer["choices"]);
+    let greedy = ask(&format!("library:{id}"), json!({"temperature": 0}));
+    assert_eq!(greedy.status, 200, "{}", String::from_utf8_lossy(&greedy.body));
+    assert_eq!(greedy.json()["choices"], ask(&format!("library:{id}"), json!({"temperature": 0})).json()["choices"]);
+    // Bad requests: JSON errors, and the server goes on.
+    for (url, extra, status, says) in [
+        ("https://example.com/a.png", json!({}), 400, "data: URL"),
+        ("library:nope", json!({}), 404, "nope"),
+        ("data:image/png;base64,@@", json!({}), 400, "base64"),
+        (data_url.as_str(), json!({"stream": true}), 400, "stream"),
+        (data_url.as_str(), json!({"max_tokens": 0}), 400, "max_tokens"),
+        (data_url.as_str(), json!({"temperature": 3}), 400, "temperature"),
+    ] {
+        let reply = ask(url, extra);
+        assert_eq!(reply.status, status, "{url}: {}", String::from_utf8_lossy(&reply.body));
+        assert!(reply.json()["error"].as_str().unwrap().contains(says), "{}", reply.json());
+    }
+    let text_only = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2});
+    let unguarded = request(&server.addr, "POST", "/v1/chat/completions", &[("Content-Type", "application/json")], text_only.to_string().as_bytes());
+    assert_eq!(unguarded.status, 401);
+    assert!(unguarded.json()["error"].as_str().unwrap().contains("token"));
+    let bearer = format!("Bearer {}", server.token);
+    let with_bearer = request(&server.addr, "POST", "/v1/chat/completions", &[("Content-Type", "application/json"), ("Authorization", &bearer)], text_only.to_string().as_bytes());
+    assert_eq!(with_bearer.status, 200, "{}", String::from_utf8_lossy(&with_bearer.body));
+    assert_eq!(server.post_json("/v1/chat/completions", &json!({"model": "m", "messages": [{"role": "wizard", "content": "hi"}]})).status, 400);
+
+    // The judge, against this server.
+    let out = dir.path().join("judge");
+    let judge = |key: &str, json: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_relsim"));
+        cmd.args(["judge", "--endpoint", &format!("http://{}", server.addr), "--model", "relsim-qwen", "--api-key-env", "RELSIM_TEST_JUDGE_KEY"]);
+        cmd.args(["--methods", "colour-histogram,pixels", "--queries", "2", "--attempts", "2", "--backoff-ms", "1", "--max-tokens", "4", "--data"]).arg(&images).arg("--out").arg(&out);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.env("RELSIM_TEST_JUDGE_KEY", key).output().unwrap()
+    };
+    let wrong = judge("wrong", false);
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("401") && !stderr.contains("panicked"), "{stderr}");
+    let first = judge(&server.token, true);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let report: Value = serde_json::from_slice(&first.stdout).unwrap();
+    let outcome = &report["outcome"];
+    let total = outcome["total"].as_u64().unwrap();
+    assert!((2..=4).contains(&total), "{outcome}");
+    assert_eq!((outcome["asked"].as_u64(), outcome["resumed"].as_u64(), outcome["stopped"].as_bool()), (Some(total), Some(0), Some(false)));
+    for method in outcome["summary"].as_array().unwrap() {
+        assert_eq!(method["pairs"], 2, "{method}");
+        assert!(method["valid"].as_u64().unwrap() <= 2);
+    }
+    for j in report["judgements"].as_array().unwrap() {
+        let attempts = j["attempts"].as_u64().unwrap();
+        assert!((1..=2).contains(&attempts), "{j}");
+        // A score is kept only when the answer held one; otherwise both tries were made.
+        match j["score"].as_f64() {
+            Some(score) => assert!((0.0..=10.0).contains(&score) && j["answer"].as_str().unwrap().chars().any(|c| c.is_ascii_digit()), "{j}"),
+            None => assert_eq!(attempts, 2, "{j}"),
+        }
+    }
+    // Nothing left to ask; then, with all but the first judgement lost, only those are asked again.
+    let again = judge(&server.token, false);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success() && stdout.contains("0 asked now") && stdout.contains("colour-histogram"), "{stdout}");
+    let log = out.join("judgements.log");
+    let bytes = std::fs::read(&log).unwrap();
+    let first_frame = 8 + u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize;
+    std::fs::write(&log, &bytes[..first_frame + 3]).unwrap(); // and a torn tail
+    let resumed: Value = serde_json::from_slice(&judge(&server.token, true).stdout).unwrap();
+    assert_eq!((resumed["outcome"]["asked"].as_u64(), resumed["outcome"]["resumed"].as_u64()), (Some(total - 1), Some(1)));
+    assert_eq!(resumed["judgements"].as_array().unwrap().len() as u64, total);
+}

@@ -241,3 +241,37 @@ impl GeneratorArgs {
         Ok(generator)
     }
 }
+
+/// The chat model `relsim serve` answers `/v1/chat/completions` with.
+#[derive(Debug, clap::Args)]
+pub struct ChatArgs {
+    /// A Qwen2.5-VL folder: answer OpenAI-style `/v1/chat/completions` with it (for `relsim
+    /// judge`, captioning and filtering on this machine; token-guarded like the rest).
+    #[arg(long, env = "RELSIM_CHAT_BASE")]
+    pub chat_base: Option<PathBuf>,
+    /// A LoRA adapter of the chat model's language model.
+    #[arg(long, requires = "chat_base")]
+    pub chat_adapter: Option<PathBuf>,
+    /// The chat model's tokenizer file, if not CHAT_BASE/tokenizer.json.
+    #[arg(long, requires = "chat_base")]
+    pub chat_tokenizer: Option<PathBuf>,
+    /// The name `/v1/models` lists (requests may name any model; this one answers).
+    #[arg(long, default_value = "relsim-qwen")]
+    pub chat_name: String,
+    /// The chat model's compute backend.
+    #[arg(long, value_parser = one_of(BACKENDS), default_value = "auto")]
+    pub chat_backend: BackendChoice,
+}
+
+impl ChatArgs {
+    /// The server's chat settings, when a model was named.
+    pub fn config(&self) -> Option<crate::server::chat::ChatConfig> {
+        let base = self.chat_base.clone()?;
+        Some(crate::server::chat::ChatConfig {
+            files: crate::qwen::generate::GeneratorFiles { base, adapter: self.chat_adapter.clone(), tokenizer: self.chat_tokenizer.clone(), image_config: None },
+            image_backend: ImageBackend::Torchvision,
+            backend: crate::backend::resolve(self.chat_backend),
+            name: self.chat_name.clone(),
+        })
+    }
+}

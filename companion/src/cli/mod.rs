@@ -4,6 +4,7 @@
 mod args;
 mod caption;
 mod interest;
+mod judge;
 mod distill;
 mod index;
 mod train;
@@ -136,11 +137,16 @@ pub enum Command {
         /// asks it, and the answers are stored in the folder.
         #[arg(long)]
         study: Option<PathBuf>,
+        #[command(flatten)]
+        chat: args::ChatArgs,
     },
     /// Anonymous captions (relsim's dataset jsonl) of image groups or single images with Qwen2.5-VL.
     Caption(caption::CaptionArgs),
     /// The relational-interest filter: each image's P("Yes") to a yes/no question, and the images kept.
     Filter(interest::FilterArgs),
+    /// The LLM-judge evaluation: each method's top hits rated 0-10 for shared relational logic by
+    /// a chat model behind an OpenAI-compatible endpoint; mean scores with 95% intervals.
+    Judge(judge::JudgeArgs),
     /// The human A/B study: make one (queries and each method's top hit), then report the answers.
     Study {
         #[command(subcommand)]
@@ -596,17 +602,18 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(args) => train::run_train(args),
         Command::Caption(args) => caption::run_caption(args),
         Command::Filter(args) => interest::run_filter(args),
+        Command::Judge(args) => judge::run_judge(args),
         Command::Distill(args) => distill::run_distill(args),
         Command::Eval { checkpoint, data, split, minilm_dir, image_backend } => crate::train::eval::run_eval(&checkpoint, &data, split, &minilm_dir, image_backend),
         Command::Study { which: StudyCommand::Make { methods, queries, data, out, seed, options } } => {
             let options: EncoderOptions = options.into();
             let on_method = |method: &str, images: usize| eprintln!("embedding {images} images with {method}…");
-            let study = crate::study::Study::make(&crate::study::MakeOptions { data: &data, methods: &methods, queries, seed, out: &out, encoders: &options, on_method: &on_method })?;
+            let study = crate::study::Study::make(&crate::study::MakeOptions { hits: crate::study::HitOptions { data: &data, methods: &methods, queries, seed, encoders: &options, on_method: &on_method }, out: &out })?;
             println!("study in {}: {} queries, {} trials ({} images); run it with `relsim serve --study {}`", out.display(), study.queries.len(), study.trials.len(), study.images.len(), out.display());
             Ok(())
         }
         Command::Study { which: StudyCommand::Report { study, json } } => {
-            let answers = crate::study::AnswerLog::open(&study.join(crate::study::ANSWERS_FILE))?.answers;
+            let answers = crate::study::AnswerLog::open(&study.join(crate::study::ANSWERS_FILE))?.records;
             let made = crate::study::Study::open(&study)?;
             let pairs = crate::study::report(&made, &answers);
             let doc = serde_json::json!({ "study": study.display().to_string(), "answers": answers.len(), "pairs": pairs });
@@ -620,7 +627,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Serve { libraries, port, listen, index, no_index, minilm_dir, public_dir, pkg_dir, student, study } => {
+        Command::Serve { libraries, port, listen, index, no_index, minilm_dir, public_dir, pkg_dir, student, study, chat } => {
             let addr = SocketAddr::new(listen.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)), port);
             let config = crate::server::ServerConfig {
                 addr,
@@ -634,6 +641,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 index_on_start: !no_index,
                 student_dir: student,
                 study,
+                chat: chat.config(),
             };
             tokio::runtime::Runtime::new().context("starting the async runtime")?.block_on(crate::server::serve(config))
         }

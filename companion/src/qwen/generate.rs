@@ -351,6 +351,44 @@ impl<B: Backend> Generator<B> {
     }
 }
 
+/// A generator with its backend erased, for holders that cannot be generic (the server).
+pub trait ChatModel: Send {
+    /// Answers `messages`; `on_token` sees the answer's tokens so far after each new one and may
+    /// end it by returning false.
+    fn answer(&self, messages: &[ChatMessage], options: &GenerateOptions, on_token: &mut dyn FnMut(&[u32]) -> bool) -> anyhow::Result<Generation>;
+
+    /// The text of `tokens` without special tokens.
+    fn text(&self, tokens: &[u32]) -> String;
+}
+
+impl<B: Backend> ChatModel for Generator<B>
+where
+    Generator<B>: Send,
+{
+    fn answer(&self, messages: &[ChatMessage], options: &GenerateOptions, on_token: &mut dyn FnMut(&[u32]) -> bool) -> anyhow::Result<Generation> {
+        let prompt = self.prepare(messages)?;
+        let mut tokens = Vec::new();
+        self.generate(&prompt, options, |token| {
+            tokens.push(token);
+            on_token(&tokens)
+        })
+    }
+
+    fn text(&self, tokens: &[u32]) -> String {
+        self.decode(tokens)
+    }
+}
+
+/// Loads a generator on the compute backend `backend`, reproducing `image_backend`'s image
+/// arithmetic, behind [`ChatModel`].
+pub fn load_chat_model(files: &GeneratorFiles, image_backend: preprocess::ImageBackend, backend: crate::backend::BackendKind) -> anyhow::Result<Box<dyn ChatModel>> {
+    crate::backend::with_backend!(backend, |device: B| {
+        let mut generator = Generator::<B>::load(files, &device)?;
+        generator.image_config.backend = image_backend;
+        Ok(Box::new(generator) as Box<dyn ChatModel>)
+    })
+}
+
 /// Picks tokens from logits.
 pub struct Sampler {
     sampling: Sampling,

@@ -61,6 +61,8 @@ pub struct ApiState {
     pub calibration: Option<Calibration>,
     /// The A/B study being run, if any.
     pub study: Option<Arc<super::study::StudyRun>>,
+    /// The chat model of `/v1/chat/completions`, if one was loaded.
+    pub chat: Option<Arc<super::chat::ChatService>>,
 }
 
 /// The embeddings of the last few uploaded query images, by content hash: changing the weight,

@@ -123,7 +123,7 @@ pub async fn guard(State(guard): State<std::sync::Arc<Guard>>, request: Request,
             return response;
         }
     }
-    if path.starts_with("/api/") {
+    if path.starts_with("/api/") || path.starts_with("/v1/") {
         api_error(StatusCode::UNAUTHORIZED, "missing or wrong token: open the URL that `relsim serve` printed")
     } else {
         (

@@ -50,6 +50,7 @@ pub fn run(test: LoadTest) -> anyhow::Result<()> {
         index_on_start: true,
         student_dir: crate::paths::default_student_dir(),
         study: None,
+        chat: None,
     };
     let loaded = load(&config)?;
     let library = loaded.state.library.clone();

@@ -2,6 +2,7 @@
 //! over the user's indexed library, behind the localhost defences of [`guard`].
 
 pub mod api;
+pub mod chat;
 pub mod error;
 pub mod guard;
 pub mod loadtest;
@@ -48,6 +49,8 @@ pub struct ServerConfig {
     pub student_dir: PathBuf,
     /// An A/B study folder to run (`relsim study make`).
     pub study: Option<PathBuf>,
+    /// A chat model to answer `/v1/chat/completions` with.
+    pub chat: Option<chat::ChatConfig>,
 }
 
 /// The files of the student in `dir`, when there is one distilled from the model `model_id`
@@ -112,8 +115,9 @@ pub fn load(config: &ServerConfig) -> anyhow::Result<Loaded> {
         tracing::info!("the `{}` model has no {}: results are not marked weak", config.model, crate::calibration::FILE);
     }
     let study = config.study.clone().map(study::StudyRun::open).transpose()?;
+    let chat = config.chat.as_ref().map(chat::ChatService::load).transpose()?.map(Arc::new);
     Ok(Loaded {
-        state: ApiState { library, encoder, text, captions: Arc::new(RwLock::new(captions)), minilm: Arc::new(manifest), uploads: Default::default(), student, model_id, calibration, study },
+        state: ApiState { library, encoder, text, captions: Arc::new(RwLock::new(captions)), minilm: Arc::new(manifest), uploads: Default::default(), student, model_id, calibration, study, chat },
     })
 }
 
@@ -143,7 +147,10 @@ pub fn app(config: &ServerConfig, state: ApiState, guard: guard::Guard) -> Route
         .route("/api/study", get(study::study))
         .route("/api/study/images/{hash}", get(study::study_image))
         .route("/api/study/answers", post(study::answer))
+        .route("/v1/chat/completions", post(chat::completions))
+        .route("/v1/models", get(chat::models))
         .route("/api/{*rest}", any(|| async { api_error(StatusCode::NOT_FOUND, "no such API endpoint (see /api/openapi.json)") }))
+        .route("/v1/{*rest}", any(|| async { api_error(StatusCode::NOT_FOUND, "no such endpoint: the companion answers /v1/chat/completions and /v1/models") }))
         .method_not_allowed_fallback(|| async { api_error(StatusCode::METHOD_NOT_ALLOWED, "this endpoint does not take that method (see /api/openapi.json)") })
         .layer(DefaultBodyLimit::max(api::MAX_UPLOAD_BYTES))
         .with_state(state);

@@ -30,7 +30,7 @@ impl StudyRun {
     pub fn open(dir: PathBuf) -> anyhow::Result<Arc<StudyRun>> {
         let study = Study::open(&dir)?;
         let log = AnswerLog::open(&dir.join(ANSWERS_FILE))?;
-        tracing::info!("running the study in {}: {} trials, {} answers so far", dir.display(), study.trials.len(), log.answers.len());
+        tracing::info!("running the study in {}: {} trials, {} answers so far", dir.display(), study.trials.len(), log.records.len());
         Ok(Arc::new(StudyRun { dir, study, log: Mutex::new(log) }))
     }
 }
@@ -48,7 +48,7 @@ fn image_url(hash: &str) -> String {
 pub async fn study(State(state): State<ApiState>) -> Result<Json<StudyPage>, Failure> {
     let run = running(&state)?;
     let trials = run.study.trials.iter().map(|t| StudyTrial { id: t.id, query: image_url(&t.query), left: image_url(&t.left.image), right: image_url(&t.right.image) }).collect();
-    let answers = run.log.lock().map_err(|_| Failure::internal(anyhow::anyhow!("the answer log failed earlier")))?.answers.len();
+    let answers = run.log.lock().map_err(|_| Failure::internal(anyhow::anyhow!("the answer log failed earlier")))?.records.len();
     Ok(Json(StudyPage { trials, answers }))
 }
 
@@ -76,7 +76,7 @@ pub async fn answer(State(state): State<ApiState>, request: Result<Json<StudyAns
     let stored = tokio::task::spawn_blocking(move || {
         let mut log = run.log.lock().map_err(|_| Failure::internal(anyhow::anyhow!("the answer log failed earlier")))?;
         log.append(answer).map_err(Failure::internal)?;
-        Ok::<usize, Failure>(log.answers.len())
+        Ok::<usize, Failure>(log.records.len())
     })
     .await
     .map_err(|e| Failure::internal(anyhow::anyhow!("a worker failed: {e}")))??;
