@@ -358,3 +358,54 @@ fn filter_scores_images_and_keeps_those_at_the_threshold() {
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("probability"));
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// `relsim train --preset filter` on the tiny checkpoint: a labelled jsonl in, a PEFT adapter
+/// out (what `relsim filter --adapter` loads); flags of the encoder presets are refused.
+#[test]
+fn train_preset_filter_writes_an_adapter_that_relsim_filter_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = workspace().join("tests/fixtures/qwen");
+    let data = dir.path().join("labels.jsonl");
+    let image = q.join("images/gradient_56x84.png");
+    std::fs::write(&data, format!("{{\"file\": {:?}, \"label\": true}}\n{{\"file\": {:?}, \"label\": false}}\n", image, q.join("images/tiny_30x20.png"))).unwrap();
+    let out = dir.path().join("run");
+    let train = |extra: &[&str]| {
+        relsim()
+            .args(["train", "--preset", "filter", "--tokenizer"])
+            .arg(q.join("tokenizer/tokenizer.json.gz"))
+            .arg("--data")
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .args(["--steps", "2", "--batch-size", "2", "--preprocess", "native"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let no_base = train(&[]);
+    assert!(!no_base.status.success() && String::from_utf8_lossy(&no_base.stderr).contains("--base"), "{}", String::from_utf8_lossy(&no_base.stderr));
+    let base = q.join("tiny_b");
+    let wrong = train(&["--base", base.to_str().unwrap(), "--augment", "none"]);
+    assert!(!wrong.status.success() && String::from_utf8_lossy(&wrong.stderr).contains("--augment is for the encoder presets"));
+    let ok = train(&["--base", base.to_str().unwrap()]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    for file in ["adapter_config.json", "adapter_model.safetensors"] {
+        assert!(out.join("model").join(file).is_file(), "{file}");
+    }
+    let scores = dir.path().join("scores");
+    let run = relsim()
+        .arg("filter")
+        .arg("--base")
+        .arg(&base)
+        .arg("--adapter")
+        .arg(out.join("model"))
+        .arg("--tokenizer")
+        .arg(q.join("tokenizer/tokenizer.json.gz"))
+        .arg("--out")
+        .arg(&scores)
+        .arg(&image)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(scores.join("scores.jsonl").is_file());
+}

@@ -12,6 +12,7 @@ use crate::encoders::EncoderOptions;
 use crate::paths;
 use crate::scenes::generate::Families;
 use crate::scenes::Split;
+use crate::train::answers::AnswerTask;
 use crate::train::{Augment, Positives, Preset};
 
 /// The command line's names for the values of a plain enum: (name, value, help).
@@ -86,11 +87,20 @@ pub const AUGMENTS: Choices<Augment> = &[
 ];
 
 /// `relsim train --preset`.
-pub const PRESETS: Choices<Preset> = &[
-    ("lite", Preset::Lite, "relsim-lite, the built-in default image encoder"),
-    ("tiny", Preset::Tiny, "a toy model for tests: seconds per run"),
-    ("qwen-tiny", Preset::QwenTiny, "the Qwen relsim encoder's adapter (needs --base): 100 steps of 16 images"),
+pub const PRESETS: Choices<TrainPreset> = &[
+    ("lite", TrainPreset::Encoder(Preset::Lite), "relsim-lite, the built-in default image encoder"),
+    ("tiny", TrainPreset::Encoder(Preset::Tiny), "a toy model for tests: seconds per run"),
+    ("qwen-tiny", TrainPreset::Encoder(Preset::QwenTiny), "the Qwen relsim encoder's adapter (needs --base): 100 steps of 16 images"),
+    ("captioner", TrainPreset::Answers(AnswerTask::Caption), "the single-image anonymous captioner: LoRA on --base, next-token loss on captions (--data: a jsonl of file and caption, as relsim caption writes)"),
+    ("filter", TrainPreset::Answers(AnswerTask::Filter), "the relational-interest filter: LoRA on --base, cross-entropy of the Yes/No answer (--data: a jsonl of file and label)"),
 ];
+
+/// What `relsim train --preset` trains: an image encoder on scenes, or Qwen's answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainPreset {
+    Encoder(Preset),
+    Answers(AnswerTask),
+}
 
 /// Where a model-backed encoder finds its files, and how it runs.
 #[derive(Debug, Clone, clap::Args)]
@@ -165,7 +175,7 @@ mod tests {
         covers(TEXT_CORPORA, &[TextCorpus::Parity, TextCorpus::Captions]);
         covers(POSITIVES, &[Positives::Caption, Positives::Relation]);
         covers(AUGMENTS, &[Augment::None, Augment::Channels]);
-        covers(PRESETS, &[Preset::Lite, Preset::Tiny, Preset::QwenTiny]);
+        covers(PRESETS, &[TrainPreset::Encoder(Preset::Lite), TrainPreset::Encoder(Preset::Tiny), TrainPreset::Encoder(Preset::QwenTiny), TrainPreset::Answers(AnswerTask::Caption), TrainPreset::Answers(AnswerTask::Filter)]);
     }
 
     #[test]

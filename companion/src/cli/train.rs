@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::Context;
 use relsim_shared::image::preprocess::{ImageBackend, PreprocessMode};
 
-use super::args::{one_of, AUGMENTS, IMAGE_BACKENDS, POSITIVES, PREPROCESSING, PRESETS};
+use super::args::{one_of, TrainPreset, AUGMENTS, IMAGE_BACKENDS, POSITIVES, PREPROCESSING, PRESETS};
 use super::progress_bar;
 use crate::paths;
+use crate::train::answers::{train_answers, AnswerTask, AnswerTrainOptions};
 use crate::train::qwen::QwenSpec;
 use crate::train::{train, Augment, Positives, Preset, RunDir, StepMetrics, TrainEnd, TrainObserver};
 
@@ -16,10 +17,12 @@ use crate::train::{train, Augment, Positives, Preset, RunDir, StepMetrics, Train
 pub struct TrainArgs {
     /// lite: relsim-lite on the scenes train split (this machine, under an hour); tiny: a toy
     /// model for tests; qwen-tiny: the Qwen relsim encoder's LoRA, query row and projection on
-    /// the model in --base (100 steps; meant for tiny test configs).
+    /// the model in --base (100 steps; meant for tiny test configs); captioner and filter: LoRA
+    /// on --base answering with captions or Yes/No.
     #[arg(long, value_parser = one_of(PRESETS), default_value = "lite")]
-    pub preset: Preset,
-    /// A folder written by `relsim scenes generate`.
+    pub preset: TrainPreset,
+    /// A folder written by `relsim scenes generate`; for captioner and filter, a jsonl of
+    /// labelled images.
     #[arg(long)]
     pub data: PathBuf,
     /// The run folder: options, metrics.jsonl, checkpoints/, and the final model/.
@@ -108,7 +111,11 @@ impl TrainObserver for Bar {
 
 /// `relsim train`.
 pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
-    let mut options = args.preset.options(&args.data);
+    let preset = match args.preset {
+        TrainPreset::Encoder(preset) => preset,
+        TrainPreset::Answers(task) => return run_answers(task, args),
+    };
+    let mut options = preset.options(&args.data);
     if let Some(v) = args.steps {
         options.steps = v;
     }
@@ -137,14 +144,14 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
         options.augment = v;
     }
     if let Some(dir) = args.init {
-        anyhow::ensure!(args.preset != Preset::QwenTiny, "--init starts relsim-lite; the qwen presets start from --base");
+        anyhow::ensure!(preset != Preset::QwenTiny, "--init starts relsim-lite; the qwen presets start from --base");
         options.init = Some(dir);
     }
     if let Some(v) = args.centroid_weight {
         anyhow::ensure!(v.is_finite() && v >= 0.0, "--centroid-weight must be a number >= 0, not {v}");
         options.centroid_weight = v;
     }
-    match (args.preset, &args.base) {
+    match (preset, &args.base) {
         (Preset::QwenTiny, Some(base)) => {
             let mut spec = QwenSpec::relsim(base.clone(), args.tokenizer.clone());
             if let Some(p) = args.preprocess {
@@ -189,3 +196,48 @@ pub fn run_train(args: TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+
+/// `relsim train --preset captioner|filter`.
+fn run_answers(task: AnswerTask, args: TrainArgs) -> anyhow::Result<()> {
+    let name = if task == AnswerTask::Caption { "captioner" } else { "filter" };
+    let base = args.base.clone().with_context(|| format!("--preset {name} trains LoRA on a Qwen2.5-VL model: give --base DIR"))?;
+    for (flag, given) in [("--accumulation", args.accumulation.is_some()), ("--validate-every", args.validate_every.is_some()), ("--positives", args.positives.is_some()), ("--augment", args.augment.is_some()), ("--centroid-weight", args.centroid_weight.is_some()), ("--init", args.init.is_some())] {
+        anyhow::ensure!(!given, "{flag} is for the encoder presets, not --preset {name}");
+    }
+    let mut spec = QwenSpec::relsim(base, args.tokenizer.clone());
+    // relsim squashes every image to 448x448; `train` fits it in that square.
+    spec.preprocess = args.preprocess.unwrap_or(PreprocessMode::Train);
+    if let Some(b) = args.image_backend {
+        spec.image_backend = b;
+    }
+    let mut options = AnswerTrainOptions::relsim(task, args.data.clone(), spec, args.steps.unwrap_or(500));
+    if let Some(v) = args.batch_size {
+        options.batch_size = v;
+    }
+    if let Some(v) = args.learning_rate {
+        options.learning_rate = v;
+    }
+    if let Some(v) = args.checkpoint_every {
+        options.checkpoint_every = v;
+    }
+    if let Some(v) = args.seed {
+        options.seed = v;
+    }
+    let bar = progress_bar(options.steps as u64, "training");
+    let end = train_answers(&options, &args.out, args.stop_at, &mut Bar(bar.clone()))?;
+    bar.finish_and_clear();
+    match end {
+        TrainEnd::Interrupted(step) => eprintln!("stopped at step {step}; a checkpoint is saved — run the same command to resume"),
+        TrainEnd::Finished => {
+            let model = RunDir(args.out.clone()).model();
+            eprintln!("done: the adapter is in {} (relsim {} --adapter {})", model.display(), if task == AnswerTask::Caption { "caption" } else { "filter" }, model.display());
+            if let Some(export) = args.export {
+                std::fs::create_dir_all(&export).with_context(|| format!("creating {}", export.display()))?;
+                for file in ["adapter_config.json", "adapter_model.safetensors"] {
+                    std::fs::copy(model.join(file), export.join(file)).with_context(|| format!("copying {file} to {}", export.display()))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use burn::module::Module;
 use burn::tensor::{backend::Backend, Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -242,6 +243,11 @@ impl<B: Backend> Generator<B> {
 
     /// The prompt's token embeddings `[1, S, H]` with its images' features in place.
     fn embed_prompt(&self, prompt: &PreparedChat, extra: &[u32]) -> Tensor<B, 3> {
+        self.embed_through(&self.language, prompt, extra)
+    }
+
+    /// [`Self::embed_prompt`] with the token embeddings of `language` (a trainee's copy).
+    fn embed_through(&self, language: &LanguageModel<B>, prompt: &PreparedChat, extra: &[u32]) -> Tensor<B, 3> {
         let features = prompt
             .images
             .iter()
@@ -253,7 +259,40 @@ impl<B: Backend> Generator<B> {
             })
             .collect();
         let ids: Vec<u32> = prompt.input_ids.iter().chain(extra).copied().collect();
-        self.language.embed_images(&ids, features)
+        language.embed_images(&ids, features)
+    }
+
+    /// The decoder (a trainer copies it and adds LoRA to the copy).
+    pub fn language(&self) -> &LanguageModel<B> {
+        &self.language
+    }
+
+    /// The model with nothing tracked for gradients: the frozen base a trainer runs around its
+    /// trainee's LoRA.
+    pub fn frozen(mut self) -> Self {
+        self.vision = self.vision.no_grad();
+        self.language = self.language.no_grad();
+        self.head = self.head.detach();
+        self
+    }
+
+    /// Logits `[A, vocab]` for each token of `answer` after the prompt and the answer's tokens
+    /// before it (teacher forcing, one pass), through `language`: the model's own decoder or a
+    /// trainee's copy with LoRA.
+    pub fn answer_logits(&self, language: &LanguageModel<B>, prompt: &PreparedChat, answer: &[u32]) -> anyhow::Result<Tensor<B, 2>> {
+        if answer.is_empty() {
+            bail!("an empty answer has nothing to score");
+        }
+        let embeds = self.embed_through(language, prompt, answer);
+        let mut positions = prompt.position_ids.clone();
+        let next = rope::next_position(&prompt.position_ids);
+        for axis in &mut positions {
+            axis.extend((0..answer.len() as i64).map(|k| next + k));
+        }
+        let hidden = language.forward(embeds, &positions);
+        let [_, s, h] = hidden.dims();
+        // The token at i is predicted from the position before it.
+        Ok(hidden.narrow(1, s - answer.len() - 1, answer.len()).reshape([answer.len(), h]).matmul(self.head.clone()))
     }
 
     /// The next-token logits after the last of `hidden` `[1, S, H]`.

@@ -6,6 +6,7 @@
 pub mod data;
 pub mod eval;
 pub mod infonce;
+pub mod answers;
 pub mod preset;
 pub mod qwen;
 
@@ -101,14 +102,20 @@ pub enum Positives {
 impl TrainOptions {
     /// The learning rate at `step`: linear warm-up, then cosine decay.
     pub fn learning_rate_at(&self, step: usize) -> f64 {
-        if step < self.warmup_steps {
-            return self.learning_rate * (step + 1) as f64 / self.warmup_steps as f64;
-        }
-        let span = (self.steps - self.warmup_steps).max(1) as f64;
-        let t = ((step - self.warmup_steps) as f64 / span).min(1.0);
-        let floor = self.learning_rate * self.final_lr_fraction;
-        floor + (self.learning_rate - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+        warmup_cosine(self.learning_rate, self.warmup_steps, self.steps, self.final_lr_fraction, step)
     }
+}
+
+/// The trainer's schedule: `peak` reached linearly over `warmup` steps, then a cosine down to
+/// `peak * final_fraction` at `steps`.
+pub fn warmup_cosine(peak: f64, warmup: usize, steps: usize, final_fraction: f64, step: usize) -> f64 {
+    if step < warmup {
+        return peak * (step + 1) as f64 / warmup as f64;
+    }
+    let span = (steps - warmup).max(1) as f64;
+    let t = ((step - warmup) as f64 / span).min(1.0);
+    let floor = peak * final_fraction;
+    floor + (peak - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
 }
 
 /// The trained module: the image encoder and the temperature.
@@ -408,7 +415,7 @@ fn truncate_metrics(path: &Path, step: usize) -> anyhow::Result<()> {
 }
 
 /// Saves model, optimiser state and step as `checkpoints/step-N`; keeps the newest two.
-fn save_checkpoint<T: Trainee>(run: &RunDir, step: usize, model: &T, optimizer: &impl Optimizer<T, Train>, recorder: &BinFileRecorder<FullPrecisionSettings>) -> anyhow::Result<()> {
+fn save_checkpoint<T: AutodiffModule<Train>>(run: &RunDir, step: usize, model: &T, optimizer: &impl Optimizer<T, Train>, recorder: &BinFileRecorder<FullPrecisionSettings>) -> anyhow::Result<()> {
     let dir = run.checkpoints().join(format!("step-{step:07}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     model.clone().save_file(dir.join("model"), recorder).with_context(|| format!("saving {}", dir.display()))?;

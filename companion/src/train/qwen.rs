@@ -82,7 +82,7 @@ pub struct QwenContext {
 }
 
 /// A fresh LoRA pair as PEFT initialises it: A kaiming-uniform (a = √5, i.e. U(±1/√in)), B zero.
-fn fresh_lora(d_in: usize, rank: usize, d_out: usize, spec: &QwenSpec, device: &burn::backend::flex::FlexDevice) -> Lora<Train> {
+pub(crate) fn fresh_lora(d_in: usize, rank: usize, d_out: usize, spec: &QwenSpec, device: &burn::backend::flex::FlexDevice) -> Lora<Train> {
     let bound = 1.0 / (d_in as f64).sqrt();
     Lora {
         a: LinearConfig::new(d_in, rank).with_bias(false).with_initializer(Initializer::Uniform { min: -bound, max: bound }).init(device),
@@ -194,7 +194,7 @@ fn encode(values: &[f32], dtype: Dtype) -> Vec<u8> {
 }
 
 /// Serialises named tensors `(key, shape, dtype, bytes)` as safetensors.
-fn safetensors_bytes(tensors: &[(String, Vec<usize>, Dtype, Vec<u8>)]) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn safetensors_bytes(tensors: &[(String, Vec<usize>, Dtype, Vec<u8>)]) -> anyhow::Result<Vec<u8>> {
     let views = tensors
         .iter()
         .map(|(k, shape, dtype, bytes)| Ok((k.clone(), safetensors::tensor::TensorView::new(*dtype, shape.clone(), bytes)?)))
@@ -202,14 +202,9 @@ fn safetensors_bytes(tensors: &[(String, Vec<usize>, Dtype, Vec<u8>)]) -> anyhow
     Ok(safetensors::serialize(views, None)?)
 }
 
-/// Writes the adapter folder: `adapter_config.json` (PEFT's LoRA config), `adapter_model.safetensors`
-/// (LoRA A/B of every layer's q_proj and v_proj under PEFT's key names, and the resized
-/// `embed_tokens` holding the learned `<|query|>` row, in the base table's dtype) and
-/// `projection.safetensors`.
-pub fn export_adapter(model: &QwenTrainee<Inner>, context: &QwenContext, dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let spec = &context.spec;
-    let adapter_config = serde_json::json!({
+/// PEFT's `adapter_config.json` for LoRA on the language model's q_proj and v_proj.
+pub(crate) fn adapter_config(spec: &QwenSpec) -> serde_json::Value {
+    serde_json::json!({
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
         "base_model_name_or_path": spec.base.display().to_string(),
@@ -228,20 +223,37 @@ pub fn export_adapter(model: &QwenTrainee<Inner>, context: &QwenContext, dir: &P
         "layers_pattern": null,
         "rank_pattern": {},
         "alpha_pattern": {},
-    });
-    write_atomically(&dir.join("adapter_config.json"), &serde_json::to_vec_pretty(&adapter_config)?)?;
+    })
+}
 
+/// Every layer's LoRA A/B of q_proj and v_proj under PEFT's key names, as f32 safetensors entries.
+pub(crate) fn lora_tensors<B: Backend>(language: &LanguageModel<B>) -> anyhow::Result<Vec<(String, Vec<usize>, Dtype, Vec<u8>)>> {
     let mut tensors = Vec::new();
-    let mut push = |key: String, (shape, data): (Vec<usize>, Vec<f32>), dtype: Dtype| tensors.push((key, shape, dtype, encode(&data, dtype)));
-    for (i, layer) in model.language.layers.iter().enumerate() {
+    for (i, layer) in language.layers.iter().enumerate() {
         for (name, lora) in [("q_proj", &layer.self_attn.q_proj.lora), ("v_proj", &layer.self_attn.v_proj.lora)] {
             let lora = lora.as_ref().context("a trained layer without LoRA")?;
             let key = format!("{PEFT_PREFIX}layers.{i}.self_attn.{name}");
             // burn keeps Linear weights as [in, out]; PEFT as [out, in].
-            push(format!("{key}.lora_A.weight"), values(lora.a.weight.val().transpose()), Dtype::F32);
-            push(format!("{key}.lora_B.weight"), values(lora.b.weight.val().transpose()), Dtype::F32);
+            for (part, weight) in [("lora_A", lora.a.weight.val().transpose()), ("lora_B", lora.b.weight.val().transpose())] {
+                let (shape, data) = values(weight);
+                tensors.push((format!("{key}.{part}.weight"), shape, Dtype::F32, encode(&data, Dtype::F32)));
+            }
         }
     }
+    Ok(tensors)
+}
+
+/// Writes the adapter folder: `adapter_config.json` (PEFT's LoRA config), `adapter_model.safetensors`
+/// (LoRA A/B of every layer's q_proj and v_proj under PEFT's key names, and the resized
+/// `embed_tokens` holding the learned `<|query|>` row, in the base table's dtype) and
+/// `projection.safetensors`.
+pub fn export_adapter(model: &QwenTrainee<Inner>, context: &QwenContext, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let spec = &context.spec;
+    write_atomically(&dir.join("adapter_config.json"), &serde_json::to_vec_pretty(&adapter_config(spec))?)?;
+
+    let mut tensors = lora_tensors(&model.language)?;
+    let mut push = |key: String, (shape, data): (Vec<usize>, Vec<f32>), dtype: Dtype| tensors.push((key, shape, dtype, encode(&data, dtype)));
     let table = model.language.embed_tokens.weight.val();
     let [rows, hidden] = table.dims();
     let q = context.prompt.query_token_id as usize;
