@@ -171,3 +171,38 @@ fn init_starts_from_an_exported_model_and_refuses_another_shape() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// Captions from `relsim caption` (a jsonl of file, caption, group) imported as a training set:
+/// the trainer reads it (its caption groups are ideas it has no fixed id for) and validates on
+/// the held-out ideas.
+#[test]
+fn imported_captions_train_like_a_scene_set() {
+    let dir = temp_dir("import");
+    std::fs::create_dir_all(&dir).unwrap();
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(scenes().join("data.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // Scenes stand in for a user's images: each relation's first 6 scenes one caption group.
+    let mut groups: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    let mut lines = String::new();
+    for r in &records {
+        let relation = r["relation"].as_str().unwrap().to_string();
+        let next = groups.len();
+        let group = *groups.entry(relation.clone()).or_insert(next);
+        let file = scenes().join("images").join(format!("{}.png", r["image_hash"].as_str().unwrap()));
+        lines.push_str(&serde_json::json!({ "file": file, "caption": r["caption"], "group": group, "image_hash": r["image_hash"] }).to_string());
+        lines.push('\n');
+    }
+    std::fs::write(dir.join("captions.jsonl"), lines).unwrap();
+    let data = dir.join("data");
+    let out = relsim().args(["scenes", "import", "--captions"]).arg(dir.join("captions.jsonl")).arg("--out").arg(&data).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("{} images, {} ideas", records.len(), groups.len())), "{said}");
+    let run = dir.join("run");
+    let trained = relsim().args(["train", "--preset", "tiny", "--steps", "3", "--validate-every", "3", "--data"]).arg(&data).arg("--out").arg(&run).output().unwrap();
+    assert!(trained.status.success(), "{}", String::from_utf8_lossy(&trained.stderr));
+    let metrics = losses(&run);
+    assert_eq!(metrics.len(), 3);
+    assert!(metrics[2]["val_p_at_1"].as_f64().is_some(), "validated on the held-out ideas: {:?}", metrics[2]);
+    let eval = relsim().args(["eval", "--checkpoint"]).arg(&run).arg("--data").arg(&data).output().unwrap();
+    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+}

@@ -242,6 +242,17 @@ pub enum ScenesCommand {
         #[arg(long, conflicts_with = "families")]
         multi: bool,
     },
+    /// Turn your captioned images (the jsonl `relsim caption` writes: file, caption, group) into a
+    /// training set like a scene set: OUT/images/<hash>.png and OUT/data.jsonl, each caption
+    /// group one idea, whole ideas held out for validation and test.
+    Import {
+        /// The captions jsonl (paths relative to its folder).
+        #[arg(long)]
+        captions: PathBuf,
+        /// Output folder (created; must not hold a data set).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write a contact sheet PNG: one row per relation, labelled, a few scenes each.
     Sheet {
         /// The PNG to write.
@@ -565,6 +576,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 per_split(Split::Val),
                 per_split(Split::Test)
             );
+            Ok(())
+        }
+        Command::Scenes { which: ScenesCommand::Import { captions, out } } => {
+            let r = crate::scenes::import::import_captions(&captions, &out)?;
+            println!("{} images, {} ideas: {} train, {} val, {} test in {} (train with `relsim train --data {}`)", r.images, r.ideas, r.train, r.val, r.test, out.display(), out.display());
             Ok(())
         }
         Command::Scenes { which: ScenesCommand::Sheet { out, seed, per_relation, split, cell, objects, families } } => {

@@ -73,8 +73,8 @@ pub struct SceneSpec {
     pub caption: String,
 }
 
-/// The appearance attributes written to `data.jsonl`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The appearance attributes written to `data.jsonl` (empty for imported images).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attributes {
     pub shape: String,
     pub palette: String,
@@ -100,6 +100,7 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub second_relation: Option<String>,
     pub split: Split,
+    #[serde(default)]
     pub attributes: Attributes,
 }
 

@@ -5,6 +5,7 @@
 pub mod appearance;
 pub mod bench;
 pub mod generate;
+pub mod import;
 pub mod multi;
 pub mod objects;
 pub mod relations;

@@ -59,15 +59,19 @@ impl SceneSplit {
                 })
             })
             .collect();
-        let relation_ids = records
+        // Scene families have fixed ids; other ideas (an imported dataset's caption groups) take
+        // the ids after them, in name order.
+        let known = crate::scenes::Relation::ALL.len() + crate::scenes::multi::PAIRS.len();
+        let others: BTreeMap<&str, usize> = records
             .iter()
-            .map(|r| {
-                r.idea_id().with_context(|| {
-                    let second = r.second_relation.as_deref().map(|s| format!(" with `{s}`")).unwrap_or_default();
-                    format!("{}: unknown relation `{}`{second}", dir.display(), r.relation)
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
+            .filter(|r| r.idea_id().is_none())
+            .map(|r| r.relation.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| (name, known + i))
+            .collect();
+        let relation_ids = records.iter().map(|r| r.idea_id().unwrap_or_else(|| others[r.relation.as_str()])).collect();
         Ok(SceneSplit { records, images, caption_ids, captions, relation_ids })
     }
 

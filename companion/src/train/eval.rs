@@ -92,8 +92,16 @@ impl CaptionVectors {
     fn of(set: &SceneSplit, data: &Path, minilm_dir: &Path) -> anyhow::Result<Self> {
         // Captions of the families the set shows: a family it lacks has no right answer.
         let shown: Vec<Relation> = Relation::ALL.into_iter().filter(|r| set.records.iter().any(|rec| rec.relation == r.name())).collect();
-        let training: Vec<(String, String)> = shown.iter().flat_map(|r| r.training_captions().iter().map(move |c| (c.to_string(), r.name().to_string()))).collect();
-        let held_out: Vec<(String, String)> = shown.iter().map(|r| (r.evaluation_caption().to_string(), r.name().to_string())).collect();
+        let (training, held_out): (Vec<(String, String)>, Vec<(String, String)>) = if shown.is_empty() {
+            // An imported set (`relsim scenes import`): each idea's own captions; none held out.
+            let own: std::collections::BTreeSet<(String, String)> = set.records.iter().map(|r| (r.caption.clone(), r.relation.clone())).collect();
+            (own.into_iter().collect(), Vec::new())
+        } else {
+            (
+                shown.iter().flat_map(|r| r.training_captions().iter().map(move |c| (c.to_string(), r.name().to_string()))).collect(),
+                shown.iter().map(|r| (r.evaluation_caption().to_string(), r.name().to_string())).collect(),
+            )
+        };
         let texts: Vec<String> = training.iter().chain(&held_out).map(|(c, _)| c.clone()).collect();
         let vectors = caption_embeddings(&texts, minilm_dir, &data.join("caption-embeddings.json"))?;
         let pair = |list: &[(String, String)], offset: usize| -> Vec<(Vec<f32>, String)> { list.iter().enumerate().map(|(i, (_, r))| (vectors[offset + i].clone(), r.clone())).collect() };

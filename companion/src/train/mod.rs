@@ -390,7 +390,8 @@ fn run_loop<T: Trainee>(
 /// an idea the split lacks gets zeros).
 fn relation_centroids(split: &SceneSplit, caption_vectors: &[Vec<f32>]) -> Vec<Vec<f32>> {
     let dim = caption_vectors[0].len();
-    let ideas = crate::scenes::Relation::ALL.len() + crate::scenes::multi::PAIRS.len();
+    let known = crate::scenes::Relation::ALL.len() + crate::scenes::multi::PAIRS.len();
+    let ideas = split.relation_ids.iter().map(|&id| id + 1).max().unwrap_or(0).max(known);
     let mut sums = vec![vec![0f32; dim]; ideas];
     let mut seen = std::collections::BTreeSet::new();
     for (&caption, &relation) in split.caption_ids.iter().zip(&split.relation_ids) {
